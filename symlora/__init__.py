@@ -1,0 +1,35 @@
+r"""symlora: symbolic derivation of LoRA fine-tuning dynamics.
+
+Vocabulary (used throughout the package)
+----------------------------------------
+* ``He_k``: probabilists' Hermite polynomials, ``E[He_j(Z) He_k(Z)] = k! δ_jk``
+  for ``Z ~ N(0, 1)``; coefficient sequences are ordered from low to high degree.
+* Variance-adapted coefficients ``f_k^[Q] = E[f(X) He_k^[Q](X)]``,
+  ``X ~ N(0, Q)``, ``He_k^[Q](x) = Q^{k/2} He_k(x/√Q)``.
+* Statistics ``m = v·w*`` (overlap), ``u`` (adapter scale); pre-training
+  strength ``mu``; learning rate ``lr = eta/d``; time ``t = steps/d``.
+* The ODE, its linearisation ``a(μ)``, ``b(μ)``, ``τ(μ)`` and escape laws follow
+  MODEL.md (shipped with the project's shared documentation).
+"""
+
+__version__ = "0.1.0"
+
+from ._activation import ACTIVATION_NAMES, Activation, activation, x
+from ._expectation import NotIntegrableError, evaluate_with_error, gaussian_expectation, is_exact
+from ._node import GaussianExpectation
+from ._ode_system import ODESystem
+from ._quadrature import gauss_hermite_expectation
+
+__all__ = [
+    "ACTIVATION_NAMES",
+    "Activation",
+    "GaussianExpectation",
+    "NotIntegrableError",
+    "ODESystem",
+    "activation",
+    "evaluate_with_error",
+    "gauss_hermite_expectation",
+    "gaussian_expectation",
+    "is_exact",
+    "x",
+]

@@ -1,0 +1,526 @@
+"""Activations: parsing user text into SymPy expressions, safely.
+
+An :class:`Activation` is a frozen wrapper around a SymPy expression in the
+real symbol :data:`x`.  Derivatives are taken in the sense of distributions:
+``relu' = Heaviside``, ``relu'' = DiracDelta``, ``sign' = 2 DiracDelta``.
+
+User text is parsed by a small recursive-descent parser over a whitelist of
+names and operators; nothing a user types is evaluated as Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+__all__ = ["Activation", "activation", "x", "ACTIVATION_NAMES"]
+
+#: The argument of every activation.
+x = sp.Symbol("x", real=True)
+
+MAX_SPEC_LENGTH = 400
+MAX_EXPONENT = 12
+MAX_DEGREE = 24
+MAX_HERMITE_INDEX = 24
+
+
+def _relu(arg):
+    return sp.Max(0, arg)
+
+
+def _sigmoid(arg):
+    return 1 / (1 + sp.exp(-arg))
+
+
+def _softplus(arg):
+    return sp.log(1 + sp.exp(arg))
+
+
+_NAMED: dict[str, Callable[[sp.Expr], sp.Expr]] = {
+    "x": lambda arg: arg,
+    "linear": lambda arg: arg,
+    "relu": _relu,
+    "erf": sp.erf,
+    "sigmoid": _sigmoid,
+    "tanh": sp.tanh,
+    "sign": sp.sign,
+    "softplus": _softplus,
+    "sqrt": sp.sqrt,
+    "exp": sp.exp,
+}
+
+#: Names accepted by :func:`activation` on their own (``He<k>`` is accepted too).
+ACTIVATION_NAMES = ("x", "linear", "relu", "erf", "sigmoid", "tanh", "sign", "softplus", "He<k>")
+
+_HERMITE_RE = re.compile(r"He(\d+)\Z")
+
+
+def _named_function(name: str):
+    if name in _NAMED:
+        return _NAMED[name]
+    match = _HERMITE_RE.match(name)
+    if match:
+        k = int(match.group(1))
+        if k > MAX_HERMITE_INDEX:
+            raise ValueError(
+                f"Hermite index in {name!r} is too large (at most He{MAX_HERMITE_INDEX})"
+            )
+        return lambda arg, k=k: sp.expand(sp.hermite_prob(k, arg))
+    return None
+
+
+# --------------------------------------------------------------------------
+# Tokeniser and parser
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z][A-Za-z0-9]*)
+  | (?P<op>\*\*|[-+*/()])
+    """,
+    re.VERBOSE,
+)
+
+
+def _tokenize(text: str) -> list[tuple[str, str, int]]:
+    tokens = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN_RE.match(text, pos)
+        if match is None:
+            bad = text[pos]
+            hint = " (use ** for powers)" if bad == "^" else ""
+            raise ValueError(
+                f"unexpected character {bad!r} at position {pos} in activation {text!r}{hint}"
+            )
+        kind = match.lastgroup
+        if kind != "space":
+            tokens.append((kind, match.group(), pos))
+        pos = match.end()
+    return tokens
+
+
+class _Parser:
+    """Recursive-descent parser for activation expressions in ``x``.
+
+    Grammar::
+
+        expr   := term (('+' | '-') term)*
+        term   := unary (('*' | '/') unary)*
+        unary  := ('+' | '-') unary | power
+        power  := atom ('**' unary)?
+        atom   := NUMBER | 'x' | 'pi' | NAME '(' expr ')' | '(' expr ')'
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.pos = 0
+
+    def _peek(self):
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _next(self):
+        tok = self._peek()
+        if tok is None:
+            raise ValueError(f"activation {self.text!r} ends unexpectedly")
+        self.pos += 1
+        return tok
+
+    def _expect(self, value):
+        tok = self._next()
+        if tok[1] != value:
+            raise ValueError(
+                f"expected {value!r} but found {tok[1]!r} at position {tok[2]} in {self.text!r}"
+            )
+
+    def parse(self) -> sp.Expr:
+        if not self.tokens:
+            raise ValueError("activation text is empty")
+        result = self._expr()
+        tok = self._peek()
+        if tok is not None:
+            raise ValueError(
+                f"unexpected token {tok[1]!r} at position {tok[2]} in activation {self.text!r}"
+            )
+        return result
+
+    def _expr(self):
+        result = self._term()
+        while (tok := self._peek()) is not None and tok[1] in "+-" and tok[0] == "op":
+            self._next()
+            rhs = self._term()
+            result = result + rhs if tok[1] == "+" else result - rhs
+        return result
+
+    def _term(self):
+        result = self._unary()
+        while (tok := self._peek()) is not None and tok[1] in ("*", "/"):
+            self._next()
+            rhs = self._unary()
+            if tok[1] == "*":
+                result = result * rhs
+            else:
+                if rhs == 0:
+                    raise ValueError(f"division by zero in activation {self.text!r}")
+                result = result / rhs
+        return result
+
+    def _unary(self):
+        tok = self._peek()
+        if tok is not None and tok[1] in ("+", "-") and tok[0] == "op":
+            self._next()
+            operand = self._unary()
+            return operand if tok[1] == "+" else -operand
+        return self._power()
+
+    def _power(self):
+        base = self._atom()
+        tok = self._peek()
+        if tok is not None and tok[1] == "**":
+            self._next()
+            exponent = self._unary()
+            return self._checked_power(base, exponent, tok[2])
+        return base
+
+    def _checked_power(self, base, exponent, pos):
+        if exponent.free_symbols:
+            raise ValueError(
+                f"exponent at position {pos} in {self.text!r} must be a constant, not {exponent}"
+            )
+        if not exponent.is_Rational:
+            raise ValueError(
+                f"exponent at position {pos} in {self.text!r} must be a rational number"
+            )
+        if abs(exponent) > MAX_EXPONENT:
+            raise ValueError(
+                f"exponent {exponent} at position {pos} in {self.text!r} is too large "
+                f"(|exponent| <= {MAX_EXPONENT})"
+            )
+        if base.free_symbols and not exponent.is_Integer:
+            raise ValueError(
+                f"only integer powers of expressions in x are allowed (position {pos} in {self.text!r})"
+            )
+        return base**exponent
+
+    def _atom(self):
+        kind, value, pos = self._next()
+        if kind == "number":
+            if len(value) > 30:
+                raise ValueError(f"number {value[:20]}... at position {pos} is too long")
+            # Decimal text is read exactly: 0.5 is the rational 1/2.
+            return sp.Rational(value)
+        if kind == "op":
+            if value == "(":
+                inner = self._expr()
+                self._expect(")")
+                return inner
+            raise ValueError(f"unexpected {value!r} at position {pos} in activation {self.text!r}")
+        # a name
+        if value == "x":
+            tok = self._peek()
+            if tok is not None and tok[1] == "(":
+                return self._call(value, pos)
+            return x
+        if value == "pi":
+            return sp.pi
+        func = _named_function(value)
+        if func is None:
+            known = ", ".join(sorted(set(_NAMED) | {"He<k>", "pi"}))
+            raise ValueError(
+                f"unknown name {value!r} at position {pos} in activation {self.text!r}; "
+                f"known names: {known}"
+            )
+        return self._call(value, pos)
+
+    def _call(self, name, pos):
+        tok = self._peek()
+        if tok is None or tok[1] != "(":
+            raise ValueError(
+                f"{name!r} at position {pos} in {self.text!r} must be called, e.g. {name}(x)"
+            )
+        self._next()
+        arg = self._expr()
+        self._expect(")")
+        return _named_function(name)(arg)
+
+
+def _parse(text: str) -> sp.Expr:
+    if len(text) > MAX_SPEC_LENGTH:
+        raise ValueError(
+            f"activation text is too long ({len(text)} characters, at most {MAX_SPEC_LENGTH})"
+        )
+    stripped = text.strip()
+    func = _named_function(stripped)
+    if func is not None and stripped not in ("sqrt", "exp"):
+        return func(x)
+    return _Parser(text).parse()
+
+
+# --------------------------------------------------------------------------
+# Distributional clean-up
+
+
+def _clean_distributions(expr: sp.Expr) -> sp.Expr:
+    """Drop products that vanish as distributions, e.g. ``x*DiracDelta(x)``."""
+    if not expr.has(sp.DiracDelta):
+        return expr
+    expr = sp.expand(expr)
+
+    def vanishes(term):
+        deltas = [f for f in term.atoms(sp.DiracDelta) if len(f.args) == 1]
+        for delta in deltas:
+            arg = delta.args[0]
+            rest = term.subs(delta, 1)
+            # a polynomial factor that vanishes where the delta sits kills the term
+            if rest.free_symbols and sp.simplify(rest.subs(x, sp.solve(arg, x)[0])) == 0 and (
+                not rest.has(sp.Heaviside, sp.DiracDelta, sp.sign)
+            ):
+                return True
+        return False
+
+    terms = sp.Add.make_args(expr)
+    return sp.Add(*[t for t in terms if not vanishes(t)])
+
+
+# --------------------------------------------------------------------------
+
+
+def _numpy_heaviside(arg, h0=0.5):
+    return np.heaviside(arg, float(h0))
+
+
+def _numpy_dirac(arg, *_):
+    raise ValueError(
+        "this derivative contains a Dirac delta and cannot be evaluated pointwise"
+    )
+
+
+_NUMPY_MODULES = [
+    {"Heaviside": _numpy_heaviside, "DiracDelta": _numpy_dirac},
+    "scipy",
+    "numpy",
+]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A scalar activation function ``σ(x)`` as an exact SymPy expression.
+
+    Build instances with :func:`activation`.
+
+    Attributes
+    ----------
+    name : str
+        The text the activation was built from (or a canonical form).
+    expr : sympy.Expr
+        ``σ(x)`` as an expression in :data:`symlora.x`.
+
+    Examples
+    --------
+    >>> from symlora import activation
+    >>> act = activation("He3")
+    >>> act.expr
+    x**3 - 3*x
+    >>> act.derivative(1)
+    3*x**2 - 3
+    >>> activation("relu").derivative(2)
+    DiracDelta(x)
+    """
+
+    name: str
+    expr: sp.Expr
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def __call__(self, arg):
+        """``σ(arg)`` as a SymPy expression (``arg`` any SymPy expression)."""
+        return self.expr.subs(x, arg)
+
+    def derivative(self, order: int = 1) -> sp.Expr:
+        """``σ^{(order)}(x)``, in the sense of distributions where needed."""
+        if not isinstance(order, int) or order < 0:
+            raise ValueError(f"derivative order must be a non-negative integer, got {order!r}")
+        key = ("derivative", order)
+        if key not in self._cache:
+            if order == 0:
+                result = self.expr
+            else:
+                result = _clean_distributions(sp.diff(self.derivative(order - 1), x))
+            self._cache[key] = result
+        return self._cache[key]
+
+    def derivative_at(self, arg, order: int = 1) -> sp.Expr:
+        """``σ^{(order)}(arg)``."""
+        return self.derivative(order).subs(x, arg)
+
+    @property
+    def is_polynomial(self) -> bool:
+        """Whether ``σ`` is a polynomial in ``x``."""
+        return bool(self.expr.is_polynomial(x))
+
+    @property
+    def degree(self) -> int | None:
+        """Degree of ``σ`` if it is a polynomial, else ``None``."""
+        if not self.is_polynomial:
+            return None
+        return int(sp.degree(self.expr, x)) if self.expr.has(x) else 0
+
+    def latex(self, argument: str | sp.Expr = "x") -> str:
+        """LaTeX of ``σ(argument)``."""
+        arg = sp.Symbol(argument) if isinstance(argument, str) else argument
+        return sp.latex(self(arg))
+
+    def _repr_latex_(self):
+        return f"$\\sigma(x) = {self.latex()}$"
+
+    def numpy(self, order: int = 0) -> Callable:
+        """A vectorised numpy function evaluating ``σ^{(order)}``.
+
+        Heaviside is evaluated with ``H(0) = 1/2``; a Dirac delta cannot be
+        evaluated pointwise and raises ``ValueError`` when called.
+        """
+        key = ("numpy", order)
+        if key not in self._cache:
+            expr = self.derivative(order)
+            if expr.has(sp.DiracDelta):
+                def func(arg, _name=self.name, _order=order):
+                    raise ValueError(
+                        f"derivative {_order} of activation {_name!r} contains a Dirac delta "
+                        "and cannot be evaluated pointwise"
+                    )
+            else:
+                raw = sp.lambdify(x, expr, modules=_NUMPY_MODULES)
+
+                def func(arg, _raw=raw):
+                    arg = np.asarray(arg, dtype=float)
+                    return np.broadcast_to(_raw(arg), arg.shape).astype(float)
+
+            self._cache[key] = func
+        return self._cache[key]
+
+
+def _check_integrable(expr: sp.Expr, name: str) -> None:
+    """Reject activations that grow like ``exp(c x^2)`` (Gaussian moments diverge)."""
+    func = sp.lambdify(x, expr, modules="mpmath")
+    for point in (40, -40, 80, -80):
+        try:
+            value = complex(func(mpmath.mpf(point)))
+        except (ZeroDivisionError, OverflowError, ValueError, TypeError) as exc:
+            raise ValueError(f"activation {name!r} cannot be evaluated at x = {point}: {exc}") from exc
+        if value.imag != 0:
+            raise ValueError(f"activation {name!r} is not real-valued (at x = {point})")
+        magnitude = abs(value.real)
+        if magnitude > 0 and math.log(magnitude) / point**2 > 0.01:
+            raise ValueError(
+                f"activation {name!r} grows like exp(c x^2): its Gaussian expectations diverge"
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _activation_from_text(text: str) -> Activation:
+    expr = _parse(text)
+    if not expr.has(x):
+        raise ValueError(f"activation {text!r} does not depend on x")
+    if expr.is_polynomial(x):
+        expr = sp.expand(expr)
+        if sp.degree(expr, x) > MAX_DEGREE:
+            raise ValueError(
+                f"activation {text!r} has degree {sp.degree(expr, x)}, above the limit {MAX_DEGREE}"
+            )
+    _check_integrable(expr, text)
+    return Activation(name=text.strip(), expr=expr)
+
+
+def activation(spec) -> Activation:
+    """Build an :class:`Activation` from a name, an expression string, a SymPy
+    expression or a callable.
+
+    Parameters
+    ----------
+    spec : str, sympy.Expr, callable or Activation
+        * a name: ``x`` (alias ``linear``), ``relu``, ``erf``, ``sigmoid``,
+          ``tanh``, ``sign``, ``softplus``, ``He<k>`` (probabilists' Hermite);
+        * an expression in ``x`` using those names, ``sqrt``, ``exp``, ``pi``,
+          ``+ - * / **`` and integer, decimal or rational constants, e.g.
+          ``"x**3 - 3*x"`` or ``"erf(x/sqrt(2))"`` (decimals are read exactly);
+        * a SymPy expression in a single symbol;
+        * a callable taking a SymPy symbol and returning a SymPy expression.
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        Unknown names, unsafe or malformed text (naming the offending token),
+        exponents above 12, polynomial degree above 24, activations that do not
+        depend on ``x`` or grow like ``exp(c x^2)``.
+    TypeError
+        If ``spec`` is of another type.
+
+    Examples
+    --------
+    >>> activation("0.5*tanh(x) + x").expr
+    x + tanh(x)/2
+    >>> activation("He2(x)**2").expr
+    x**4 - 2*x**2 + 1
+    >>> activation("__import__('os')")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown name '__import__' at position 0 ...
+    """
+    if isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, str):
+        # Leading underscores are never names here: reject them before tokenising
+        # so that the message names the whole identifier.
+        match = re.search(r"_+[A-Za-z0-9_]*", spec)
+        if match:
+            raise ValueError(
+                f"unknown name {match.group()!r} at position {match.start()} in activation {spec!r}; "
+                "identifiers with underscores are not allowed"
+            )
+        return _activation_from_text(spec)
+    if isinstance(spec, sp.Expr):
+        return _activation_from_expr(spec, str(spec))
+    if callable(spec):
+        try:
+            expr = sp.sympify(spec(x), strict=True)
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is reported
+            raise TypeError(
+                f"callable activation {spec!r} must map a SymPy symbol to a SymPy expression: {exc}"
+            ) from exc
+        return _activation_from_expr(expr, getattr(spec, "__name__", str(expr)))
+    raise TypeError(
+        f"activation spec must be a string, a SymPy expression or a callable, not {type(spec).__name__}"
+    )
+
+
+def _activation_from_expr(expr: sp.Expr, name: str) -> Activation:
+    if not isinstance(expr, sp.Expr):
+        raise TypeError(f"activation must be a SymPy expression, got {type(expr).__name__}")
+    free = expr.free_symbols
+    if len(free) > 1:
+        raise ValueError(
+            f"activation expression {expr} has several free symbols {sorted(map(str, free))}; "
+            "it must depend on a single variable"
+        )
+    if not free:
+        raise ValueError(f"activation expression {expr} does not depend on any variable")
+    (sym,) = free
+    expr = expr.subs(sym, x)
+    if expr.is_polynomial(x):
+        expr = sp.expand(expr)
+    _check_integrable(expr, name)
+    if name == str(expr.subs(x, sym)) and sym != x:
+        name = str(expr)
+    return Activation(name=name, expr=expr)

@@ -33,3 +33,9 @@ __all__ = [
     "is_exact",
     "x",
 ]
+
+from ._asymptotics import EscapeLaw, Linearization  # noqa: E402
+from ._hermite import HermiteExpansion, hermite_coefficients  # noqa: E402
+from ._model import LoRAModel  # noqa: E402
+
+__all__ += ["EscapeLaw", "HermiteExpansion", "Linearization", "LoRAModel", "hermite_coefficients"]

@@ -437,18 +437,22 @@ def _cached_expectation(expr, variables, cov):
     expr = _rewrite_piecewise_linear(expr)
     reducer = _Reducer(variables)
     exact_part = sp.S.Zero
-    numeric_terms = []
+    closed_terms = []
+    numeric = False
     for coef, term in _split_terms(expr, variables):
         if term is None:
-            numeric_terms.append(coef)
+            numeric = True
             continue
         try:
             exact_part += coef * reducer.expectation(term, cov)
+            closed_terms.append(coef * _term_expr(term, variables))
         except _NotClosed:
-            numeric_terms.append(coef * _term_expr(term, variables))
+            numeric = True
     result = _tidy(exact_part)
-    if numeric_terms:
-        integrand = sp.Add(*numeric_terms)
+    if numeric:
+        # keep the user's (unexpanded) form for quadrature: fewer operations and
+        # no cancellations between expanded terms
+        integrand = expr - sp.Add(*closed_terms)
         # integrate only over the variables the integrand uses (cheaper quadrature)
         used = [i for i, v in enumerate(variables) if integrand.has(v)]
         sub = sp.ImmutableMatrix([[cov[i, j] for j in used] for i in used])

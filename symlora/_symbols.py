@@ -12,12 +12,13 @@ import sympy as sp
 
 m, u, s = sp.symbols("m u s", real=True)
 m1, m2, u1, u2, q12 = sp.symbols("m1 m2 u1 u2 q12", real=True)
-mu = sp.Symbol("mu", real=True)
-mu_perp = sp.Symbol("mu_perp", real=True)
+mu = sp.Symbol("mu", positive=True)
+mu_perp = sp.Symbol("mu_perp", nonnegative=True)
 eta = sp.Symbol("eta", positive=True)
 B = sp.Symbol("B", positive=True)
 Delta = sp.Symbol("Delta", nonnegative=True)
 
 nu, zeta, lam = sp.symbols("nu zeta lambda", real=True)
 zeta1, zeta2, xi_perp = sp.symbols("zeta1 zeta2 xi_perp", real=True)
-Q, R = sp.symbols("Q R", real=True)
+Q = sp.Symbol("Q", positive=True)
+R = sp.Symbol("R", real=True)

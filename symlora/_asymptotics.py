@@ -1,0 +1,510 @@
+r"""Small-overlap asymptotics (MODEL.md section 3).
+
+At the uninformative fixed point ``m = u = 0`` the linearised dynamics, in
+units of ``η``, is ``d/dt (m, u) = [[0, a], [a, -b]] (m, u)`` with the
+one-dimensional integrals
+
+.. math::
+
+    a(μ) = -E[e_0(ν) σ'(μν) ν],\qquad
+    b(μ) = E[σ'(μν)^2] + E[e_0(ν) σ''(μν)],\qquad e_0(ν) = σ(μν) - σ^*(ν),
+
+computed by the expectation engine directly (exact for polynomial, erf and
+ReLU-type pairs; no Hermite series, so nothing is ill-conditioned at small
+``μ`` and nothing is lost for activations of non-zero mean).  The unstable
+rate is ``λ_+ = (-b + sqrt(b² + 4a²))/2`` and ``τ = 1/λ_+``.
+
+General pre-training (``w0 = μ w* + μ⊥ w⊥``) and rank 2 use the same
+integrals at the fixed-point covariance; see :func:`linearize`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from . import _symbols as S
+from ._expectation import evaluate_with_error, gaussian_expectation, is_exact
+
+__all__ = ["Linearization", "EscapeLaw", "linearize", "critical_mu", "escape_law", "tau_limits", "ode_series"]
+
+
+def _simplify(expr):
+    """Purposeful simplification: polynomials factored, closed forms lightly tidied."""
+    if not is_exact(expr):
+        return expr
+    if expr.is_polynomial(S.mu, S.mu_perp):
+        return sp.factor(sp.expand(expr))
+    simplified = sp.simplify(expr) if sp.count_ops(expr) < 150 else expr
+    return simplified if sp.count_ops(simplified) <= sp.count_ops(expr) else expr
+
+
+@dataclass(frozen=True)
+class Linearization:
+    r"""The linearised dynamics at the fixed point.
+
+    Attributes
+    ----------
+    a, b : sympy.Expr
+        Coupling and damping of MODEL.md section 3, functions of ``mu``
+        (and ``mu_perp``), in units of ``η``.  For general pre-training ``a``
+        is the effective coupling ``sqrt(α² + β²)`` of the ``m`` and ``s``
+        directions (see Notes of :func:`linearize`).
+    tau : sympy.Expr
+        ``τ = (b + sqrt(b² + 4a²)) / (2a²)``: characteristic time in units of ``1/η``.
+    lambda_plus, lambda_minus : sympy.Expr
+        Eigenvalues ``(-b ± sqrt(b² + 4a²))/2`` (units of ``η``).
+    jacobian : sympy.Matrix
+        Jacobian of the ODE at the fixed point, in the order of
+        ``model.states`` (includes the factor ``η``).
+    fixed_point : dict
+        ``{state: value}``.
+    exact : bool
+        False when ``a`` or ``b`` contain quadrature nodes.
+    """
+
+    a: sp.Expr
+    b: sp.Expr
+    tau: sp.Expr
+    lambda_plus: sp.Expr
+    lambda_minus: sp.Expr
+    jacobian: sp.Matrix
+    fixed_point: dict
+    exact: bool
+    model_name: str = ""
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def __repr__(self):
+        return f"Linearization({self.model_name}: a = {self.a}, b = {self.b})"
+
+    def to_latex(self) -> str:
+        """``align*`` body with ``a``, ``b`` and ``τ``."""
+        return (
+            "\\begin{align*}\n"
+            f"a(\\mu) &= {sp.latex(self.a)} \\\\\n"
+            f"b(\\mu) &= {sp.latex(self.b)} \\\\\n"
+            f"\\tau(\\mu) &= \\frac{{b + \\sqrt{{b^2 + 4a^2}}}}{{2a^2}}\n"
+            "\\end{align*}"
+        )
+
+    def _repr_latex_(self):
+        return f"$a(\\mu) = {sp.latex(self.a)},\\quad b(\\mu) = {sp.latex(self.b)}$"
+
+    def values(self, mu, dps: int = 30) -> dict:
+        """High-precision ``a``, ``b``, ``τ`` at one numeric ``mu`` (with error estimates).
+
+        Exact expressions are evaluated with ``dps`` digits; quadrature nodes
+        with adaptive mpmath quadrature split at the kink ``ν = 0``.
+
+        Returns
+        -------
+        dict
+            ``{"a", "b", "tau", "a_error", "b_error"}`` as floats.
+        """
+        mu = sp.nsimplify(mu)
+        out = {}
+        for name in ("a", "b"):
+            expr = getattr(self, name)
+            value, error = _high_precision(expr.subs(S.mu, mu), dps)
+            out[name], out[name + "_error"] = value, error
+        a, b = out["a"], out["b"]
+        out["tau"] = tau_from(a, b)
+        return out
+
+
+def tau_from(a, b):
+    """``τ = (b + sqrt(b² + 4a²)) / (2a²)``, vectorised, stable for ``b < 0``.
+
+    Written as ``2 / (sqrt(b² + 4a²) - b)`` when ``b < 0`` to avoid cancellation;
+    ``inf`` where ``a = 0`` and ``b >= 0``.
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    disc = np.sqrt(b * b + 4 * a * a)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        direct = (b + disc) / (2 * a * a)
+        stable = 2.0 / (disc - b)
+        result = np.where(b > 0, direct, stable)
+    result = np.where((a == 0) & (b >= 0), np.inf, result)
+    return result if result.ndim else float(result)
+
+
+def _high_precision(expr, dps):
+    """Evaluate an expression that may contain 1-D quadrature nodes, precisely."""
+    from ._node import GaussianExpectation
+
+    nodes = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
+    if not nodes:
+        if expr.free_symbols:
+            raise ValueError("free symbols left: " + ", ".join(sorted(map(str, expr.free_symbols))))
+        return float(sp.N(expr, dps)), 0.0
+    replacements, total_error = {}, 0.0
+    with mpmath.workdps(dps):
+        for node in nodes:
+            if len(node.variables) != 1:
+                value, error = node.numeric()
+            else:
+                (var,) = node.variables
+                variance = mpmath.mpf(sp.N(node.covariance[0, 0], dps + 5))
+                func = sp.lambdify(var, node.integrand.expr, modules=["mpmath"])
+                sd = mpmath.sqrt(variance)
+                value, error = mpmath.quad(
+                    lambda z: func(sd * z) * mpmath.npdf(z), [-mpmath.inf, 0, mpmath.inf], error=True
+                )
+                value, error = float(value), float(error)
+            replacements[node] = sp.Float(value, dps)
+            total_error += abs(error)
+    return float(sp.N(expr.xreplace(replacements), dps)), total_error
+
+
+def _direct_ab(student, teacher, mu_expr, extra=None):
+    """a and b from the one-dimensional integrals (aligned case)."""
+    nu = S.nu
+    e0 = student(mu_expr * nu) - teacher(nu)
+    d1 = student.derivative_at(mu_expr * nu)
+    d2 = student.derivative_at(mu_expr * nu, 2)
+    a = gaussian_expectation(-e0 * d1 * nu, [nu], [[1]])
+    b = gaussian_expectation(d1**2 + e0 * d2, [nu], [[1]])
+    return _simplify(a), _simplify(b)
+
+
+def linearize(model) -> Linearization:
+    r"""Linearise ``model``'s ODE at the uninformative fixed point.
+
+    Notes
+    -----
+    *Aligned, rank 1*: states ``(m, u)``, Jacobian ``η [[0, a], [a, -b]]``.
+
+    *General pre-training*: states ``(m, s, u)``, with ``λ0 = μν + μ⊥ξ``,
+    ``A_λ = E[σ'(λ0)² + e0 σ''(λ0)]``, ``A_ν = -E[σ*'(ν) σ'(λ0)]``,
+    ``α = -(μ A_λ + A_ν)``, ``β = -μ⊥ A_λ``: the Jacobian is
+    ``η [[0, 0, α], [0, 0, β], [α, β, -A_λ]]``, whose unstable eigenvalue is
+    that of the rank-1 formula with ``b = A_λ`` and ``a = sqrt(α² + β²)``.
+
+    *Rank 2* (aligned): the fixed point is ``m_a = u_a = 0`` for any
+    ``q12 = q``; the ``(m1, m2, u1, u2)`` block is ``η [[0, aI], [aI, -bK]]``
+    with ``K = [[1, q], [q, 1]]``; its fastest mode (``K``-eigenvalue
+    ``1 - |q|``) reduces to rank 1 at ``q = 0``, which is what ``tau``
+    reports; the Jacobian keeps ``q12`` symbolic.
+    """
+    eta = model.lr
+    mu = S.mu
+    if model.pretraining == "general":
+        lam, nu = S.lam, S.nu
+        sigma, teacher = model.student, model.teacher
+        Q0 = mu**2 + S.mu_perp**2
+        cov = [[Q0, mu], [mu, 1]]
+        e0 = sigma(lam) - teacher(nu)
+        A_lam = _simplify(
+            gaussian_expectation(sigma.derivative_at(lam) ** 2 + e0 * sigma.derivative_at(lam, 2), [lam, nu], cov)
+        )
+        A_nu = _simplify(gaussian_expectation(-teacher.derivative_at(nu) * sigma.derivative_at(lam), [lam, nu], cov))
+        alpha = _simplify(-(mu * A_lam + A_nu))
+        beta = _simplify(-S.mu_perp * A_lam)
+        b = A_lam
+        a = sp.sqrt(alpha**2 + beta**2)
+        jac = eta * sp.Matrix([[0, 0, alpha], [0, 0, beta], [alpha, beta, -b]])
+        fixed = {S.m: 0, S.s: 0, S.u: 0}
+    else:
+        a, b = _direct_ab(model.student, model.teacher, mu)
+        if model.rank == 2:
+            q = S.q12
+            jac = eta * sp.Matrix(
+                [
+                    [0, 0, a, 0, 0],
+                    [0, 0, 0, a, 0],
+                    [a, 0, -b, -b * q, 0],
+                    [0, a, -b * q, -b, 0],
+                    [0, 0, 0, 0, 0],
+                ]
+            )
+            fixed = {S.m1: 0, S.m2: 0, S.u1: 0, S.u2: 0}
+        else:
+            jac = eta * sp.Matrix([[0, a], [a, -b]])
+            fixed = {S.m: 0, S.u: 0}
+    disc = sp.sqrt(b**2 + 4 * a**2)
+    tau = (b + disc) / (2 * a**2)
+    if is_exact(a) and is_exact(b):
+        tau = _simplify(tau)
+    return Linearization(
+        a=a,
+        b=b,
+        tau=tau,
+        lambda_plus=(-b + disc) / 2,
+        lambda_minus=(-b - disc) / 2,
+        jacobian=jac,
+        fixed_point=fixed,
+        exact=is_exact(a) and is_exact(b),
+        model_name=model.name,
+    )
+
+
+def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 1e-18):
+    """Jacobian of ``model.ode()`` at the fixed point, numerically, at one ``mu``.
+
+    The symbolic derivative is evaluated at a point ``offset`` away from the
+    fixed point (states set to ``offset`` times distinct weights) with ``dps``
+    digits: closed forms such as ``sqrt(Q - R²) = |u| sqrt(1 - m²)`` (ReLU)
+    are C² but not analytic in ``u`` at ``u = 0``, so a plain substitution
+    would give ``0/0``; their derivative is continuous, so the error is
+    ``O(offset)``.  Quadrature nodes are evaluated numerically.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    system = model.ode_system()
+    jac = system.jacobian()
+    point = {st: sp.Float(offset * (k + 1), dps) for k, st in enumerate(system.states)}
+    point.update({p: 0 for p in (S.mu_perp,) if p in system.parameters})
+    if S.q12 in point:
+        point[S.q12] = 0
+    point[S.mu] = sp.nsimplify(mu_value)
+    out = np.empty(jac.shape)
+    for i in range(jac.shape[0]):
+        for j in range(jac.shape[1]):
+            entry = jac[i, j].subs(point)
+            out[i, j] = evaluate_with_error(entry)[0] if not is_exact(entry) else float(sp.N(entry, dps))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Series, critical mu, escape laws
+
+
+def ode_series(model, order: int) -> dict:
+    """Taylor expansion of the ODE around the fixed point to total ``order``.
+
+    For ReLU-type pairs the ODE is only finitely differentiable at ``u = 0``
+    (terms in ``|u|³``); the expansion is then taken for ``u > 0``.
+    """
+    eps = sp.Symbol("epsilon", positive=True)
+    states = model.states
+    # u > 0 keeps |u| analytic; the expansion is for that side
+    positive = {st: sp.Symbol(st.name, positive=True) for st in states if st.name.startswith("u")}
+    back = {v: k for k, v in positive.items()}
+    scaled = {st: eps * positive.get(st, st) for st in states}
+    if S.q12 in states:
+        scaled[S.q12] = S.q12  # q12 is not small at the fixed point
+    out = {}
+    for st, rhs in model.ode().items():
+        expr = rhs.subs(scaled)
+        expansion = sp.series(expr, eps, 0, order + 1).removeO()
+        out[st] = sp.expand(expansion.subs(eps, 1)).xreplace(back)
+    return out
+
+
+def critical_mu(model, lo, hi) -> list:
+    """Zeros of ``a(μ)`` in ``[lo, hi]``: exact roots for polynomial ``a``.
+
+    For other pairs the zeros are bracketed on a grid of 400 points and
+    refined with ``mpmath.findroot`` to 20 digits (returned as Floats).
+    """
+    lin = model.linearization()
+    a = lin.a
+    if model.pretraining == "general":
+        raise ValueError("critical_mu is defined for aligned pre-training (a depends on mu_perp otherwise)")
+    if is_exact(a) and a.is_polynomial(S.mu):
+        poly = sp.Poly(sp.expand(a), S.mu)
+        if poly.is_zero:
+            raise ValueError("a(mu) vanishes identically: every mu is critical")
+        roots = [r for r in sp.real_roots(poly) if lo <= r <= hi]
+        return sorted(set(roots), key=lambda r: float(r))
+    grid = np.linspace(float(lo), float(hi), 401)
+    values = np.array([_a_value(lin, g) for g in grid])
+    roots = []
+    for left, right, fl, fr in zip(grid[:-1], grid[1:], values[:-1], values[1:]):
+        if fl == 0:
+            roots.append(sp.Float(left, 20))
+        elif fl * fr < 0:
+            with mpmath.workdps(25):
+                root = mpmath.findroot(lambda t: _a_value(lin, t, mp=True), (left, right), solver="anderson")
+            roots.append(sp.Float(root, 20))
+    if values[-1] == 0:
+        roots.append(sp.Float(grid[-1], 20))
+    return roots
+
+
+def _a_value(lin, mu_value, mp=False):
+    expr = lin.a.subs(S.mu, sp.Float(mpmath.mpf(mu_value), 25) if mp else sp.Float(float(mu_value)))
+    value, _ = _high_precision(expr, 25)
+    return mpmath.mpf(value) if mp else value
+
+
+@dataclass(frozen=True)
+class EscapeLaw:
+    """The leading law of the escape time from ``m0 ~ d^{-1/2}``.
+
+    Attributes
+    ----------
+    kind : {"log", "power", "none"}
+        ``"log"``: ``t_esc ≈ prefactor · log d``; ``"power"``:
+        ``t_esc ≈ prefactor · d^{exponent}``; ``"none"``: no escape at any
+        order computed.
+    prefactor : sympy.Expr or None
+    exponent : sympy.Rational or None
+        Power of ``d`` (``kind == "power"``).
+    order : int or None
+        Order ``p`` of the reduced dynamics ``dm/dt ≈ c m^p`` (power laws).
+    derivation : str
+        How the law follows, in words and formulas.
+    """
+
+    kind: str
+    prefactor: object
+    exponent: object
+    order: object
+    derivation: str
+
+    def __str__(self):
+        if self.kind == "log":
+            return f"t_esc ≈ {self.prefactor} · log d"
+        if self.kind == "power":
+            return f"t_esc ≈ {self.prefactor} · d^({self.exponent})"
+        return "no escape"
+
+
+def escape_law(model, mu, max_order: int = 7) -> EscapeLaw:
+    r"""Leading escape-time law at ``mu`` (aligned, rank 1).
+
+    Notes
+    -----
+    If ``a(μ) ≠ 0`` the escape is linear: ``t_esc ≈ (τ/(2η)) log d``.  If
+    ``a(μ) = 0`` and ``b > 0`` the adapter ``u`` is slaved to ``m`` on the
+    centre manifold ``u = h(m) = Σ_k h_k m^k`` (solved order by order from
+    ``h'(m) \dot m = \dot u``); the reduced equation ``\dot m = c m^p + ...``
+    gives, from ``m0 ≈ d^{-1/2}``,
+    ``t_esc ≈ m0^{1-p} / ((p-1) c) = d^{(p-1)/2} / ((p-1) c)``.
+    """
+    if model.rank != 1 or model.pretraining != "aligned":
+        raise ValueError("escape_law is derived for aligned pre-training, rank 1")
+    lin = model.linearization()
+    a = lin.a.subs(S.mu, mu)
+    b = lin.b.subs(S.mu, mu)
+    eta = model.lr
+    a_exact = is_exact(a) and sp.simplify(a) == 0
+    a_value, a_error = _high_precision(a, 30)
+    b_value, _ = _high_precision(b, 30)
+    if not (a_exact or (not is_exact(a) and abs(a_value) <= max(a_error, 1e-12))):
+        tau = lin.tau.subs(S.mu, mu)
+        tau = sp.nsimplify(tau) if is_exact(tau) else sp.Float(tau_from(a_value, b_value), 15)
+        prefactor = sp.simplify(tau / (2 * eta)) if is_exact(tau) else tau / (2 * eta)
+        return EscapeLaw(
+            "log",
+            prefactor,
+            None,
+            1,
+            f"a({mu}) = {sp.N(a, 12)} ≠ 0: the linear instability λ+ = 1/τ grows m from m0 ~ d^(-1/2) "
+            f"to O(1) in t ≈ (τ/η) log(1/m0) = (τ/(2η)) log d, with τ = {sp.N(tau, 12)}.",
+        )
+    if b_value <= 0:
+        return EscapeLaw(
+            "none", None, None, None,
+            f"a({mu}) = 0 and b = {b_value:.6g} <= 0: u is not slaved; the centre-manifold law is not derived here.",
+        )
+    series = model.series(max_order)
+    fm = series[S.m].subs(S.mu, mu)
+    fu = series[S.u].subs(S.mu, mu)
+    m, u = S.m, S.u
+    hs = sp.symbols(f"h2:{max_order + 1}")
+    h = sum(hk * m**k for hk, k in zip(hs, range(2, max_order + 1)))
+    solution = {}
+    residual = sp.expand(fu.subs(u, h) - sp.diff(h, m) * fm.subs(u, h))
+    for k, hk in zip(range(2, max_order + 1), hs):
+        coeff = residual.coeff(m, k).subs(solution)
+        sol = sp.solve(coeff, hk)
+        solution[hk] = sp.nsimplify(sol[0]) if sol else 0
+    reduced = sp.expand(fm.subs(u, h.subs(solution)))
+    poly = sp.Poly(reduced, m)
+    terms = sorted((mon[0], c) for mon, c in poly.terms() if mon[0] <= max_order and sp.N(c) != 0)
+    terms = [(p, c) for p, c in terms if abs(float(sp.N(c))) > 1e-14]
+    if not terms:
+        return EscapeLaw(
+            "none", None, None, None,
+            f"a({mu}) = 0 and the reduced dynamics on the centre manifold vanishes up to order {max_order}: "
+            "m does not move (e.g. the pre-trained student already fits the teacher).",
+        )
+    p, c = terms[0]
+    c = sp.nsimplify(c) if is_exact(c) else c
+    if p == 1:
+        raise ArithmeticError("inconsistent reduction: a linear term survived although a = 0")
+    grows = (p % 2 == 0) or sp.N(c) > 0
+    if not grows:
+        return EscapeLaw(
+            "none", None, None, p,
+            f"a({mu}) = 0; on the centre manifold dm/dt ≈ {c} m^{p} (p odd, c < 0): m decays, no escape.",
+        )
+    exponent = sp.Rational(p - 1, 2)
+    prefactor = sp.simplify(1 / ((p - 1) * sp.Abs(c)))
+    note = " (p even: escape for initial overlaps with the sign of c only)" if p % 2 == 0 else ""
+    return EscapeLaw(
+        "power",
+        prefactor,
+        exponent,
+        p,
+        f"a({mu}) = 0: linear coupling vanishes. Centre manifold u = h(m) with "
+        f"h = {sp.N(h.subs(solution), 6)}; reduced dm/dt ≈ {sp.N(c, 10)} m^{p}{note}. From m0 ~ d^(-1/2): "
+        f"t_esc ≈ m0^(1-p)/((p-1)|c|) = d^({exponent})/((p-1)|c|), in units of 1/η with η = {eta}.",
+    )
+
+
+def tau_limits(model) -> dict:
+    """Leading behaviour of ``τ(μ)`` as ``μ → 0+`` and ``μ → 1``.
+
+    Returns
+    -------
+    dict
+        ``{"mu->0": law, "mu->1": law}``, each ``{"coefficient", "exponent",
+        "point", "law"}`` meaning ``τ ≈ coefficient · |μ - point|^exponent``
+        (``exponent = 0``: ``τ`` tends to the finite ``coefficient``).
+    """
+    lin = model.linearization()
+    out = {}
+    for label, point in (("mu->0", sp.S.Zero), ("mu->1", sp.S.One)):
+        out[label] = _tau_limit(lin, point)
+    return out
+
+
+def _tau_limit(lin, point):
+    mu = S.mu
+    a, b = lin.a, lin.b
+    if is_exact(a) and is_exact(b):
+        direction = "+" if point == 0 else "+-"
+        a0 = sp.limit(a, mu, point, "+") if direction == "+" else sp.simplify(a.subs(mu, point))
+        b0 = sp.limit(b, mu, point, "+") if direction == "+" else sp.simplify(b.subs(mu, point))
+        if a0 != 0:
+            value = sp.simplify((b0 + sp.sqrt(b0**2 + 4 * a0**2)) / (2 * a0**2))
+            return {"point": point, "coefficient": value, "exponent": 0, "law": f"tau -> {value}"}
+        # a vanishes at the point: find its order k, tau ~ b0 / (a_k^2 |mu - point|^(2k))
+        series = sp.series(a, mu, point, 6, dir="+").removeO()
+        poly_terms = sp.Poly(sp.expand(series.subs(mu, mu + point)), mu) if point != 0 else sp.Poly(sp.expand(series), mu)
+        k, ak = min(((mon[0], c) for mon, c in poly_terms.terms() if c != 0), default=(None, None))
+        if k is None:
+            return {"point": point, "coefficient": sp.oo, "exponent": None, "law": "a vanishes to order 6: tau = inf"}
+        if b0 > 0:
+            coeff = sp.simplify(b0 / ak**2)
+            return {"point": point, "coefficient": coeff, "exponent": -2 * k,
+                    "law": f"tau ~ {coeff} |mu - {point}|^({-2 * k})"}
+        coeff = sp.simplify(1 / sp.Abs(ak))
+        return {"point": point, "coefficient": coeff, "exponent": -k,
+                "law": f"tau ~ {coeff} |mu - {point}|^({-k}) (b <= 0)"}
+    # numeric families: fit the local power law from high-precision values
+    offsets = [1e-2, 1e-3]
+    taus = []
+    for h in offsets:
+        x = float(point) + (h if point == 0 else -h)
+        values = lin.values(x)
+        taus.append(values["tau"])
+    slope = (math.log(taus[1]) - math.log(taus[0])) / (math.log(offsets[1]) - math.log(offsets[0]))
+    exponent = int(round(slope))
+    if abs(slope - exponent) > 0.05 or exponent == 0:
+        values = lin.values(float(point) if point != 0 else 1e-8)
+        return {"point": point, "coefficient": sp.Float(values["tau"], 10), "exponent": 0,
+                "law": f"tau -> {values['tau']:.10g} (numeric)"}
+    coeff = taus[1] / offsets[1] ** exponent
+    return {"point": point, "coefficient": sp.Float(coeff, 8), "exponent": exponent,
+            "law": f"tau ~ {coeff:.8g} |mu - {point}|^({exponent}) (numeric)"}

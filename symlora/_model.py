@@ -1,0 +1,386 @@
+r"""LoRAModel: the frozen description of the learning problem and its ODE.
+
+The derivation follows MODEL.md section 2.  Every expectation the ODE needs
+is a two-dimensional Gaussian expectation over ``(λ, ν)`` with covariance
+``[[Q, R], [R, 1]]``; the other Gaussian fields (``ζ = v·x``, ``w⊥·x``)
+enter only linearly and are removed by Stein's lemma,
+``E[ζ F(λ, ν)] = Cov(ζ, λ) E[∂_λ F] + Cov(ζ, ν) E[∂_ν F]``.  With
+``G = (σ(λ) - σ*(ν)) σ'(λ)`` four expectations carry the whole system:
+
+.. math::
+
+    A_λ = E[∂_λ G],\quad A_ν = E[∂_ν G],\quad
+    E[G^2],\quad E[σ'(λ)^2].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from . import _symbols as S
+from ._activation import Activation, activation
+from ._expectation import gaussian_expectation, is_exact
+from ._ode_system import ODESystem
+
+__all__ = ["LoRAModel"]
+
+_PRETRAINING = ("aligned", "general")
+
+
+def _check_parameter(value, name, *, positive=False, nonnegative=False, integer=False):
+    try:
+        value = sp.sympify(value, strict=True) if not isinstance(value, sp.Basic) else value
+    except (sp.SympifyError, TypeError) as exc:
+        raise TypeError(f"{name} must be a number or a SymPy symbol, got {value!r}") from exc
+    if not isinstance(value, sp.Expr):
+        raise TypeError(f"{name} must be a number or a SymPy symbol, got {value!r}")
+    if value.is_number:
+        if not value.is_real:
+            raise ValueError(f"{name} must be real, got {value}")
+        if isinstance(value, sp.Float):
+            value = sp.nsimplify(value, rational=True)
+        if positive and not value.is_positive:
+            raise ValueError(f"{name} must be positive, got {value}")
+        if nonnegative and value.is_negative:
+            raise ValueError(f"{name} must be non-negative, got {value}")
+        if integer and not value.is_integer:
+            raise ValueError(f"{name} must be a whole number, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class LoRAModel:
+    """Rank-``r`` LoRA fine-tuning of a single-index model (MODEL.md section 1).
+
+    Parameters
+    ----------
+    student : activation spec
+        ``σ``: anything :func:`symlora.activation` accepts.
+    teacher : activation spec, optional
+        ``σ*``; ``None`` means the same as the student.
+    pretraining : {"aligned", "general"}
+        ``w0 = μ w*`` or ``w0 = μ w* + μ⊥ w⊥``.
+    rank : {1, 2}
+        LoRA rank (rank 2 with aligned pre-training).
+    lr : number or symbol
+        ``η`` (the learning rate is ``η/d``).
+    batch : number or symbol
+        ``B``.
+    noise : number or symbol
+        Label-noise variance ``Δ``.
+
+    Examples
+    --------
+    >>> from symlora import LoRAModel
+    >>> model = LoRAModel("x")
+    >>> model.linearization().a
+    1 - mu
+    >>> LoRAModel("relu").linearization().tau / LoRAModel("x").linearization().tau
+    2
+    """
+
+    student: Activation
+    teacher: Activation
+    pretraining: str = "aligned"
+    rank: int = 1
+    lr: sp.Expr = sp.S.One
+    batch: sp.Expr = sp.S.One
+    noise: sp.Expr = sp.S.Zero
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def __init__(self, student, teacher=None, pretraining="aligned", rank=1, lr=1, batch=1, noise=0):
+        student = activation(student)
+        teacher = student if teacher is None else activation(teacher)
+        if not isinstance(pretraining, str) or pretraining not in _PRETRAINING:
+            raise ValueError(f"pretraining must be one of {_PRETRAINING}, got {pretraining!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int):
+            raise TypeError(f"rank must be an integer, got {rank!r}")
+        if rank not in (1, 2):
+            raise ValueError(f"rank must be 1 or 2, got {rank}")
+        if rank == 2 and pretraining != "aligned":
+            raise ValueError("rank 2 is derived for aligned pre-training only")
+        object.__setattr__(self, "student", student)
+        object.__setattr__(self, "teacher", teacher)
+        object.__setattr__(self, "pretraining", pretraining)
+        object.__setattr__(self, "rank", rank)
+        object.__setattr__(self, "lr", _check_parameter(lr, "lr", positive=True))
+        object.__setattr__(self, "batch", _check_parameter(batch, "batch", positive=True, integer=True))
+        object.__setattr__(self, "noise", _check_parameter(noise, "noise", nonnegative=True))
+        object.__setattr__(self, "_cache", {})
+        if student.derivative(1).has(sp.DiracDelta):
+            raise ValueError(
+                f"student {student.name!r} has a Dirac delta as derivative: its gradient vanishes "
+                "almost everywhere and E[σ'(λ)^2] diverges; use a continuous student"
+            )
+
+    # ------------------------------------------------------------------ names
+
+    @property
+    def name(self) -> str:
+        pair = self.student.name if self.teacher == self.student else f"{self.student.name} / {self.teacher.name}"
+        return f"{pair}, {self.pretraining}, rank {self.rank}"
+
+    def __repr__(self):
+        return (
+            f"LoRAModel(student={self.student.name!r}, teacher={self.teacher.name!r}, "
+            f"pretraining={self.pretraining!r}, rank={self.rank}, lr={self.lr}, "
+            f"batch={self.batch}, noise={self.noise})"
+        )
+
+    @property
+    def states(self) -> tuple:
+        """The summary statistics, in the order of :meth:`ode_system`."""
+        if self.rank == 2:
+            return (S.m1, S.m2, S.u1, S.u2, S.q12)
+        if self.pretraining == "general":
+            return (S.m, S.s, S.u)
+        return (S.m, S.u)
+
+    @property
+    def parameters(self) -> tuple:
+        """Symbols left free in :meth:`ode_system`, in order."""
+        params = [S.mu]
+        if self.pretraining == "general":
+            params.append(S.mu_perp)
+        for symbol, value in ((S.eta, self.lr), (S.B, self.batch), (S.Delta, self.noise)):
+            params.extend(sorted(value.free_symbols, key=str) if value != symbol else [symbol])
+        return tuple(dict.fromkeys(params))
+
+    # ------------------------------------------------------------ expectations
+
+    def _cached(self, key, builder):
+        if key not in self._cache:
+            self._cache[key] = builder()
+        return self._cache[key]
+
+    def expectations(self) -> dict:
+        """The four expectations of the ODE as functions of ``Q`` and ``R``.
+
+        Returns
+        -------
+        dict
+            ``{"A_lambda": E[∂_λ G], "A_nu": E[∂_ν G], "G2": E[G²],
+            "S2": E[σ'(λ)²]}``, expressions in ``symlora._symbols.Q, R``
+            (exact closed forms or containing quadrature nodes).
+        """
+
+        def build():
+            lam, nu = S.lam, S.nu
+            sigma, teacher = self.student, self.teacher
+            G = (sigma(lam) - teacher(nu)) * sigma.derivative_at(lam)
+            dG_dlam = sigma.derivative_at(lam) ** 2 + (sigma(lam) - teacher(nu)) * sigma.derivative_at(lam, 2)
+            dG_dnu = -teacher.derivative_at(nu) * sigma.derivative_at(lam)
+            cov = [[S.Q, S.R], [S.R, 1]]
+            exps = {
+                "A_lambda": gaussian_expectation(dG_dlam, [lam, nu], cov),
+                "A_nu": gaussian_expectation(dG_dnu, [lam, nu], cov),
+                "G2": gaussian_expectation(G**2, [lam, nu], cov),
+                "S2": gaussian_expectation(sigma.derivative_at(lam) ** 2, [lam, nu], cov),
+            }
+            return exps
+
+        return self._cached("expectations", build)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the ODE is an exact closed form (no quadrature node)."""
+        return all(is_exact(e) for e in self.expectations().values())
+
+    # --------------------------------------------------------------------- ODE
+
+    def overlaps(self) -> dict:
+        """``Q = |w|²``, ``R = w·w*`` in terms of the states and parameters."""
+        mu, mp = S.mu, S.mu_perp
+        if self.rank == 2:
+            u1, u2, m1, m2, q = S.u1, S.u2, S.m1, S.m2, S.q12
+            Q = mu**2 + u1**2 + u2**2 + 2 * mu * (u1 * m1 + u2 * m2) + 2 * u1 * u2 * q
+            R = mu + u1 * m1 + u2 * m2
+        elif self.pretraining == "general":
+            m, s, u = S.m, S.s, S.u
+            Q = mu**2 + mp**2 + u**2 + 2 * u * (mu * m + mp * s)
+            R = mu + u * m
+        else:
+            m, u = S.m, S.u
+            Q = mu**2 + u**2 + 2 * mu * u * m
+            R = mu + u * m
+        return {S.Q: Q, S.R: R}
+
+    def ode(self, in_terms_of_QR: bool = False) -> dict:
+        r"""Right-hand sides ``{state: d state/dt}`` (time ``t = steps/d``).
+
+        Parameters
+        ----------
+        in_terms_of_QR : bool
+            Keep the auxiliary ``Q = |w|²`` and ``R = w·w*`` as symbols (the
+            compact form for display); by default they are substituted.
+
+        Notes
+        -----
+        Aligned, rank 1 (``C = Cov(λ, ζ) = μm + u``):
+
+        .. math::
+
+            \dot u = -η (C A_λ + m A_ν),\qquad
+            \dot m = -η u (1 - m^2)(μ A_λ + A_ν)
+                     - \frac{η^2}{2B} u^2 m \left(E[G^2] + Δ E[σ'(λ)^2]\right).
+        """
+        key = ("ode", in_terms_of_QR)
+
+        def build():
+            exps = self.expectations()
+            Al, An = sp.Symbol("A_lambda"), sp.Symbol("A_nu")
+            G2 = exps["G2"] + self.noise * exps["S2"]
+            eta, B = self.lr, self.batch
+            mu, mp = S.mu, S.mu_perp
+            noise_rate = eta**2 / (2 * B) * G2
+            rhs = {}
+            if self.rank == 2:
+                m1, m2, u1, u2, q = S.m1, S.m2, S.u1, S.u2, S.q12
+                C1 = mu * m1 + u1 + u2 * q
+                C2 = mu * m2 + u2 + u1 * q
+                Gz1 = C1 * Al + m1 * An
+                Gz2 = C2 * Al + m2 * An
+                Gnu = (mu + u1 * m1 + u2 * m2) * Al + An
+                rhs[m1] = -eta * u1 * (Gnu - m1 * Gz1) - noise_rate * u1**2 * m1
+                rhs[m2] = -eta * u2 * (Gnu - m2 * Gz2) - noise_rate * u2**2 * m2
+                rhs[u1] = -eta * Gz1
+                rhs[u2] = -eta * Gz2
+                rhs[q] = -eta * (u2 * Gz1 + u1 * Gz2 - q * (u1 * Gz1 + u2 * Gz2)) + 2 * noise_rate * (
+                    u1 * u2 - q * (u1**2 + u2**2) / 2
+                )
+            elif self.pretraining == "general":
+                m, s, u = S.m, S.s, S.u
+                C = mu * m + mp * s + u
+                Gz = C * Al + m * An
+                Gnu = (mu + u * m) * Al + An
+                Gperp = (mp + u * s) * Al
+                rhs[m] = -eta * u * (Gnu - m * Gz) - noise_rate * u**2 * m
+                rhs[s] = -eta * u * (Gperp - s * Gz) - noise_rate * u**2 * s
+                rhs[u] = -eta * Gz
+            else:
+                m, u = S.m, S.u
+                rhs[m] = -eta * u * (1 - m**2) * (mu * Al + An) - noise_rate * u**2 * m
+                rhs[u] = -eta * ((mu * m + u) * Al + m * An)
+            rhs = {k: v.subs({Al: exps["A_lambda"], An: exps["A_nu"]}) for k, v in rhs.items()}
+            if not in_terms_of_QR:
+                QR = self.overlaps()
+                rhs = {k: v.subs(QR) for k, v in rhs.items()}
+            return rhs
+
+        return self._cached(key, build)
+
+    def ode_system(self) -> ODESystem:
+        """The ODE as a frozen :class:`~symlora.ODESystem` for code generation.
+
+        States are :attr:`states`; parameters are :attr:`parameters`
+        (``mu`` first, then ``mu_perp`` for general pre-training, then any
+        of ``eta``, ``B``, ``Delta`` the model left symbolic).
+        """
+
+        def build():
+            rhs = self.ode()
+            return ODESystem(
+                states=self.states,
+                parameters=self.parameters,
+                rhs=tuple(rhs[s] for s in self.states),
+                exact=self.exact,
+                name=self.name,
+            )
+
+        return self._cached("ode_system", build)
+
+    # ------------------------------------------------------------ asymptotics
+
+    def linearization(self):
+        """Linearisation at the uninformative fixed point (MODEL.md section 3).
+
+        Returns
+        -------
+        symlora.Linearization
+        """
+        from ._asymptotics import linearize
+
+        return self._cached("linearization", lambda: linearize(self))
+
+    def series(self, order: int):
+        """The ODE expanded around the fixed point to total ``order`` in the states."""
+        from ._asymptotics import ode_series
+
+        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+            raise ValueError(f"order must be a positive integer, got {order!r}")
+        return self._cached(("series", order), lambda: ode_series(self, order))
+
+    def critical_mu(self, interval=(0, 1)):
+        """Zeros of ``a(μ)`` in ``interval`` (exact roots for polynomial pairs)."""
+        from ._asymptotics import critical_mu
+
+        lo, hi = (sp.nsimplify(v) for v in interval)
+        if not lo < hi:
+            raise ValueError(f"interval must satisfy lo < hi, got {interval}")
+        return self._cached(("critical_mu", lo, hi), lambda: critical_mu(self, lo, hi))
+
+    def escape_law(self, mu):
+        """Leading escape-time law at pre-training strength ``mu``."""
+        from ._asymptotics import escape_law
+
+        mu = sp.nsimplify(mu)
+        return self._cached(("escape_law", mu), lambda: escape_law(self, mu))
+
+    def tau_limits(self) -> dict:
+        """Leading behaviour of ``τ(μ)`` as ``μ → 0`` and ``μ → 1``."""
+        from ._asymptotics import tau_limits
+
+        return self._cached("tau_limits", lambda: tau_limits(self))
+
+    # ----------------------------------------------------------- fast numbers
+
+    def coefficients(self, mu):
+        """``a(μ)``, ``b(μ)``, ``τ(μ)`` from generated code, vectorised over ``mu``.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            ``{"a": ..., "b": ..., "tau": ...}`` (``tau`` in units of ``1/η``).
+        """
+        from ._codegen import coefficients_function
+
+        return coefficients_function(self)(mu)
+
+    def tau(self, mu):
+        """``τ(μ)`` (units of ``1/η``), vectorised over ``mu``."""
+        return self.coefficients(mu)["tau"]
+
+    # ------------------------------------------------------------ integration
+
+    def integrate(self, mu, m0, u0, t_max, t_eval=None, **kwargs):
+        """Integrate the ODE for batches of ``mu`` and initial conditions.
+
+        See :func:`symlora._integrate.integrate_model`.
+        """
+        from ._integrate import integrate_model
+
+        return integrate_model(self, mu, m0, u0, t_max, t_eval=t_eval, **kwargs)
+
+    def escape_time(self, mu, eps, threshold=0.5, t_max=None, **kwargs):
+        """Time for ``|m|`` to reach ``threshold`` from ``m0 = eps, u0 = 0``.
+
+        See :func:`symlora._integrate.escape_time_model`.
+        """
+        from ._integrate import escape_time_model
+
+        return escape_time_model(self, mu, eps, threshold=threshold, t_max=t_max, **kwargs)
+
+    def export_python(self, path):
+        """Write a standalone numpy/scipy module with the ODE and ``τ(μ)``."""
+        from ._codegen import export_model
+
+        return export_model(self, path)
+
+    def to_latex(self, **kwargs) -> str:
+        """A LaTeX document (or body) with the model, ODE and linearisation."""
+        from ._latex import model_to_latex
+
+        return model_to_latex(self, **kwargs)
+

@@ -1,0 +1,66 @@
+"""``symlora tau``: a(μ), b(μ), τ(μ) of the linearised escape."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ..cli import emit
+from ._common import add_model_arguments, build_model, mu_list
+
+EXAMPLE = """examples:
+  symlora tau --student relu --mu 0:0.9:10 --format table
+  symlora tau --student x --teacher 'x**2' --mu 0.1,0.5,0.9 --format json
+  symlora tau --student tanh --mu 0.5 --precise"""
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "tau",
+        help="linearisation a(mu), b(mu) and escape time scale tau(mu)",
+        description="Coefficients of the linearised dynamics d/dt (m, u) = eta [[0, a], [a, -b]] (m, u) "
+        "at the uninformative fixed point, tau = (b + sqrt(b^2 + 4a^2))/(2a^2) in units of 1/eta, "
+        "and the predicted escape slope tau/(2 eta) per unit log d.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--mu", required=True, type=mu_list, metavar="LIST",
+                        help="pre-training strengths: 0.1,0.5,0.9 or start:stop:num")
+    parser.add_argument("--precise", action="store_true",
+                        help="evaluate with 30-digit arithmetic / adaptive quadrature instead of generated code")
+    parser.add_argument("--format", choices=("json", "table"), default="table")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    model = build_model(args)
+    mu = np.asarray(args.mu, dtype=float)
+    lin = model.linearization()
+    if args.precise:
+        rows = [lin.values(m) for m in mu]
+        values = {k: np.array([r[k] for r in rows]) for k in ("a", "b", "tau")}
+    else:
+        values = model.coefficients(mu)
+    a, b, tau = (np.asarray(values[k], dtype=float) for k in ("a", "b", "tau"))
+    eta = float(model.lr)
+    lambda_plus = np.where(np.isfinite(tau) & (tau != 0), 1.0 / tau, 0.0)
+    payload = {
+        "student": model.student.name,
+        "teacher": model.teacher.name,
+        "lr": eta,
+        "exact": bool(lin.exact),
+        "mu": mu,
+        "a": a,
+        "b": b,
+        "tau": tau,
+        "lambda_plus": lambda_plus,
+        "escape_slope": tau / (2 * eta),
+    }
+    table = {"mu": mu, "a": a, "b": b, "tau": tau, "tau/(2 eta)": tau / (2 * eta)}
+    kind = "exact closed form" if lin.exact else "numeric quadrature"
+    emit(payload, args.format, table, extra_lines=[
+        f"# {model.student.name} / {model.teacher.name}: a(mu), b(mu) by {kind}; tau in units of 1/eta"
+    ])
+    return 0

@@ -354,6 +354,8 @@ class EscapeLaw:
         Order ``p`` of the reduced dynamics ``dm/dt ≈ c m^p`` (power laws).
     derivation : str
         How the law follows, in words and formulas.
+    log_factor : bool
+        ``t_esc ≈ prefactor · d^exponent · log d`` (fluctuation-driven laws).
     """
 
     kind: str
@@ -361,12 +363,14 @@ class EscapeLaw:
     exponent: object
     order: object
     derivation: str
+    log_factor: bool = False
 
     def __str__(self):
         if self.kind == "log":
             return f"t_esc ≈ ({self.prefactor}) · log d ≈ {float(sp.N(self.prefactor)):.6g} · log d"
         if self.kind == "power":
-            return f"t_esc ≈ ({self.prefactor}) · d^({self.exponent})"
+            log = " · log d" if self.log_factor else ""
+            return f"t_esc ≈ ({self.prefactor}) · d^({self.exponent}){log}"
         return "no escape"
 
 
@@ -428,13 +432,7 @@ def escape_law(model, mu, max_order: int = 7) -> EscapeLaw:
     terms = sorted((mon[0], c) for mon, c in poly.terms() if mon[0] <= max_order and sp.N(c) != 0)
     terms = [(p, c) for p, c in terms if abs(float(sp.N(c))) > 1e-14]
     if not terms:
-        return EscapeLaw(
-            "none", None, None, None,
-            f"a({mu}) = 0 and the reduced dynamics on the centre manifold vanishes up to order {max_order}. "
-            "At u = 0 the drift of u is exactly -η a m (Stein: E[G ζ] = m (μ A_λ + A_ν)), so with a = 0 "
-            "the line u = 0 is invariant and m is frozen: the d → ∞ ODE started from u0 = 0 never escapes. "
-            "At finite d the escape is driven by the O(d^(-1/2)) fluctuations of u, a correction beyond the ODE.",
-        )
+        return _fluctuation_law(model, mu, b, eta, max_order)
     p, c = terms[0]
     c = sp.nsimplify(c) if is_exact(c) else c
     if p == 1:
@@ -515,3 +513,63 @@ def _tau_limit(lin, point):
     coeff = taus[1] / offsets[1] ** exponent
     return {"point": point, "coefficient": sp.Float(coeff, 8), "exponent": exponent,
             "law": f"tau ~ {coeff:.8g} |mu - {point}|^({exponent}) (numeric)"}
+
+
+def _fluctuation_law(model, mu, b, eta, max_order) -> EscapeLaw:
+    r"""Escape at a critical ``μ`` driven by the finite-``d`` fluctuations of ``u``.
+
+    With ``a = 0`` the ODE has the invariant line ``u = 0`` on which ``m`` is
+    frozen (``E[G ζ] = m (μ A_λ + A_ν)`` exactly at ``u = 0``).  At finite
+    ``d`` the SGD noise keeps ``u`` in an Ornstein–Uhlenbeck state with
+    ``⟨u⟩ = 0`` and ``⟨u²⟩ = η V / (2 b B d)``, ``V = E[G²] + Δ E[σ'²]`` at the
+    fixed point.  Writing ``F(Q, R) = μ A_λ + A_ν`` (``F = -a = 0`` at the
+    fixed point), the drift of ``m`` averaged over ``u`` is
+    ``-η ⟨u²⟩ (2μ ∂_Q F + ∂_R F + η V/(2B)) m =: η ⟨u²⟩ κ m``, so for ``κ > 0``
+    ``m`` grows at the rate ``η² V κ / (2 b B d)`` and
+    ``t_esc ≈ (b B / (η² V κ)) d log d``.  This is a heuristic beyond the
+    ODE (it averages over stationary fluctuations and neglects their
+    correlation with ``m``); it is reported as such.
+    """
+    exps = model.expectations()
+    Q, R = S.Q, S.R
+    at_fixed = {Q: mu**2, R: mu}
+    preamble = (
+        f"a({sp.N(mu, 12)}) = 0 and the reduced dynamics on the centre manifold vanishes up to order {max_order}: "
+        "at u = 0 the drift of u is exactly -η a m (Stein: E[G ζ] = m (μ A_λ + A_ν)), so with a = 0 the "
+        "line u = 0 is invariant and m is frozen; the d → ∞ ODE from u0 = 0 never escapes. "
+    )
+    V = exps["G2"] + model.noise * exps["S2"]
+    F = mu * exps["A_lambda"] + exps["A_nu"]
+    try:
+        V0 = sp.N(V.subs(at_fixed), 30)
+        kappa = -(2 * mu * sp.diff(F, Q) + sp.diff(F, R)).subs(at_fixed) - eta * V0 / (2 * model.batch)
+        kappa = sp.N(kappa, 30)
+        finite = V0.is_finite and kappa.is_finite and V0.is_real and kappa.is_real
+    except (TypeError, ValueError, ZeroDivisionError):
+        finite = False
+    if not finite or not is_exact(V):
+        return EscapeLaw("none", None, None, None, preamble + "The finite-d fluctuation law is not derived for this pair.")
+    if abs(V0) < 1e-25:
+        return EscapeLaw(
+            "none", None, None, None,
+            preamble + "At the fixed point G = 0 (the pre-trained student fits the teacher): there is no gradient "
+            "noise either, so there is no escape.",
+        )
+    if kappa <= 0:
+        return EscapeLaw(
+            "none", None, None, None,
+            preamble + f"Averaged over the O(d^(-1/2)) fluctuations of u the overlap decays (κ = {sp.N(kappa, 8)} <= 0): "
+            "no escape.",
+        )
+    prefactor = sp.N(b * model.batch / (eta**2 * V0 * kappa), 15)
+    return EscapeLaw(
+        "power",
+        prefactor,
+        sp.S.One,
+        None,
+        preamble + "At finite d the SGD noise keeps u in an Ornstein–Uhlenbeck state with <u²> = η V/(2 b B d), "
+        f"V = {sp.N(V0, 10)}; averaged over it, dm/dt = η <u²> κ m with κ = -(2μ ∂_Q F + ∂_R F) - η V/(2B) = "
+        f"{sp.N(kappa, 10)} > 0 (F = μ A_λ + A_ν). From m0 ~ d^(-1/2): t_esc ≈ (b B/(η² V κ)) d log d "
+        "(a finite-d heuristic beyond the ODE, not a consequence of it).",
+        log_factor=True,
+    )

@@ -217,12 +217,26 @@ def test_escape_law_log_d_prefactor():
     assert sp.simplify(law.prefactor - (1 + sp.sqrt(2))) == 0
 
 
-def test_escape_law_at_critical_mu_reports_no_ode_escape():
+def test_escape_law_at_critical_mu():
     model = LoRAModel("He3")
     inner = [r for r in model.critical_mu((0, 1)) if 0 < r < 1][0]
     law = model.escape_law(inner)
-    assert law.kind == "none"
+    # the ODE line u = 0 is invariant at a = 0: the law is the finite-d, fluctuation-driven d log d
     assert "invariant" in law.derivation
+    assert law.kind == "power" and law.exponent == 1 and law.log_factor
+    assert float(law.prefactor) > 0
+    # at mu = 1 the student fits the teacher: nothing drives the escape
+    assert model.escape_law(1).kind == "none"
+
+
+def test_ode_is_frozen_on_u_zero_at_critical_mu():
+    model = LoRAModel("He3")
+    inner = [r for r in model.critical_mu((0, 1)) if 0 < r < 1][0]
+    ode = model.ode()
+    for m_value in (sp.Rational(1, 10), sp.Rational(1, 2)):
+        point = {mu: inner, m: m_value, u: 0}
+        assert abs(sp.N(ode[u].subs(point), 40)) < 1e-30
+        assert ode[m].subs(point) == 0
 
 
 # --------------------------------------------------------------------------

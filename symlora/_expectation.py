@@ -438,27 +438,61 @@ def _cached_expectation(expr, variables, cov):
     reducer = _Reducer(variables)
     exact_part = sp.S.Zero
     closed_terms = []
-    numeric = False
+    numeric_terms = []
+    delta_groups = {}
     for coef, term in _split_terms(expr, variables):
         if term is None:
-            numeric = True
+            deltas, rest = _pull_deltas(coef, variables)
+            if deltas:
+                # a delta next to a factor without closed form: condition exactly,
+                # integrate the rest numerically under the conditional law
+                delta_groups.setdefault(deltas, []).append(rest)
+            else:
+                numeric_terms.append(coef)
             continue
         try:
             exact_part += coef * reducer.expectation(term, cov)
             closed_terms.append(coef * _term_expr(term, variables))
         except _NotClosed:
-            numeric = True
+            numeric_terms.append(coef * _term_expr(term, variables))
     result = _tidy(exact_part)
-    if numeric:
-        # keep the user's (unexpanded) form for quadrature: fewer operations and
-        # no cancellations between expanded terms
-        integrand = expr - sp.Add(*closed_terms)
+    if numeric_terms:
+        if any(t.has(sp.Heaviside, sp.DiracDelta) for t in closed_terms):
+            # kinks cancel exactly only in the expanded remainder
+            integrand = sp.Add(*numeric_terms)
+        else:
+            # the user's (unexpanded) form: fewer operations, no cancellations
+            # between expanded terms
+            integrand = expr.replace(sp.DiracDelta, lambda *args: sp.S.Zero) - sp.Add(*closed_terms)
         # integrate only over the variables the integrand uses (cheaper quadrature)
         used = [i for i, v in enumerate(variables) if integrand.has(v)]
         sub = sp.ImmutableMatrix([[cov[i, j] for j in used] for i in used])
         node_vars = tuple(variables[i] for i in used)
         result = result + GaussianExpectation(sp.Lambda(node_vars, integrand), sub)
+    for deltas, rests in delta_groups.items():
+        factor, conditioned = sp.S.One, cov
+        for d in deltas:
+            f, conditioned = reducer.condition(d, conditioned)
+            factor *= f
+        result = result + factor * GaussianExpectation(sp.Lambda(tuple(variables), sp.Add(*rests)), conditioned)
     return result
+
+
+def _pull_deltas(term, variables):
+    """Split ``term`` into (tuple of delta linear forms, rest) when it is a plain product."""
+    deltas, rest = [], sp.S.One
+    for factor in sp.Mul.make_args(term):
+        base, exponent = factor.as_base_exp()
+        if isinstance(base, sp.DiracDelta) and base.has(*variables):
+            if len(base.args) > 1:
+                raise NotImplementedError(f"derivatives of the Dirac delta ({base}) are not supported")
+            form = _linear_form(base.args[0], variables)
+            if form is None or exponent != 1:
+                raise NotIntegrableError(f"cannot integrate {factor}: only single deltas of linear forms are supported")
+            deltas.append(form)
+        else:
+            rest *= factor
+    return tuple(deltas), rest
 
 
 def _term_expr(term: _Term, variables):

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -169,9 +170,22 @@ def main(argv=None) -> int:
         print("symlora: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, ArithmeticError, NotImplementedError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"symlora {args.command}: error: {message}", file=sys.stderr)
+        print(f"symlora {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - the command line never shows a traceback
+        if os.environ.get("SYMLORA_DEBUG"):
+            raise
+        print(
+            f"symlora {args.command}: internal error ({type(exc).__name__}): {_one_line(exc)} "
+            "(set SYMLORA_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

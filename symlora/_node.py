@@ -142,7 +142,17 @@ class GaussianExpectation(sp.Expr):
         rows = ", ".join(
             "(" + ", ".join(printer._print(c) for c in row) + ",)" for row in self.covariance.tolist()
         )
+        extras = sorted(self.integrand.free_symbols, key=lambda sym: sym.name)
+        if extras:
+            # outer parameters enter the integrand as explicit, broadcast arguments
+            extra_names = ", ".join(printer._print(e) for e in extras)
+            return (
+                f"_gauss_expectation(lambda {names}, {extra_names}: {body}, ({rows},), None, ({extra_names},))"
+            )
         return f"_gauss_expectation(lambda {names}: {body}, ({rows},))"
+
+    _scipycode = _numpycode
+    _pythoncode = _numpycode
 
 
 #: Names generated code needs for :class:`GaussianExpectation` nodes.

@@ -46,7 +46,7 @@ def _rule(dim: int, nodes: int):
     return [g.ravel() for g in grids], weights.ravel()
 
 
-def gauss_hermite_expectation(func, cov, nodes: int | None = None):
+def gauss_hermite_expectation(func, cov, nodes: int | None = None, args=()):
     """``E[func(X_1, ..., X_k)]`` for a centred Gaussian vector with covariance ``cov``.
 
     Parameters
@@ -63,10 +63,15 @@ def gauss_hermite_expectation(func, cov, nodes: int | None = None):
         on each half: exact at kinks at the origin); in more dimensions a
         tensor Gauss–Hermite rule (``numpy.polynomial.hermite_e.hermegauss``).
 
+    args : sequence of array_like
+        Extra arguments passed to ``func`` after the Gaussian variables
+        (e.g. a parameter array); they broadcast with the covariance entries.
+
     Returns
     -------
     numpy.ndarray
-        The expectation, with the broadcast shape of the covariance entries.
+        The expectation, with the broadcast shape of the covariance entries
+        and ``args``.
 
     Examples
     --------
@@ -77,7 +82,10 @@ def gauss_hermite_expectation(func, cov, nodes: int | None = None):
     k = len(cov)
     if nodes is None:
         nodes = DEFAULT_NODES.get(k, 16)
-    entries = np.broadcast_arrays(*[np.asarray(c, dtype=float) for row in cov for c in row])
+    extras = [np.asarray(a, dtype=float) for a in args]
+    entries = np.broadcast_arrays(*[np.asarray(c, dtype=float) for row in cov for c in row], *extras)
+    extras = entries[k * k :]
+    entries = entries[: k * k]
     shape = entries[0].shape
     matrix = np.stack(entries, axis=-1).reshape(shape + (k, k))
     # Symmetric square root through eigh: works for singular covariances too.
@@ -91,6 +99,7 @@ def gauss_hermite_expectation(func, cov, nodes: int | None = None):
         for j in range(k):
             xi = xi + root[..., i, j][None, ...] * zs[j][expand]
         variables.append(xi)
-    values = np.asarray(func(*variables), dtype=float)
+    extras = [e[None, ...] for e in extras]
+    values = np.asarray(func(*variables, *extras), dtype=float)
     values = np.broadcast_to(values, (len(weights),) + shape)
     return np.tensordot(weights, values, axes=(0, 0))

@@ -18,7 +18,7 @@ from ._activation import ACTIVATION_NAMES, Activation, activation, x
 from ._expectation import NotIntegrableError, evaluate_with_error, gaussian_expectation, is_exact
 from ._node import GaussianExpectation
 from ._ode_system import ODESystem
-from ._quadrature import gauss_hermite_expectation
+from ._quadrature import quadrature_expectation
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -28,7 +28,7 @@ __all__ = [
     "ODESystem",
     "activation",
     "evaluate_with_error",
-    "gauss_hermite_expectation",
+    "quadrature_expectation",
     "gaussian_expectation",
     "is_exact",
     "x",

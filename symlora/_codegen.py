@@ -299,8 +299,8 @@ def export_model(model, path) -> Path:
         body = body.replace("import functools\n", "").replace("import numpy as np\n", "np = numpy\n")
         body = body.replace("from __future__ import annotations\n", "")
         pieces.append("# --- numeric Gaussian expectations (copied from symlora._quadrature) ---")
-        pieces.append(body.replace('__all__ = ["gauss_hermite_expectation", "DEFAULT_NODES"]\n', ""))
-        pieces.append("_gauss_expectation = gauss_hermite_expectation\n")
+        pieces.append(body.replace('__all__ = ["quadrature_expectation", "DEFAULT_NODES"]\n', ""))
+        pieces.append("_gauss_expectation = quadrature_expectation\n")
     pieces.append(
         _function_source("rhs", args, system.rhs, f"d/dt ({', '.join(map(str, system.states))}); arguments {args}.")
     )

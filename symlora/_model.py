@@ -207,6 +207,16 @@ class LoRAModel:
             R = mu + u * m
         return {S.Q: Q, S.R: R}
 
+    def orthogonal_norm2(self) -> sp.Expr:
+        """``P = Q - R² = |w - (w·w*) w*|²`` as a manifest function of the states."""
+        mu_perp = S.mu_perp
+        if self.rank == 2:
+            u1, u2, m1, m2, q = S.u1, S.u2, S.m1, S.m2, S.q12
+            return u1**2 * (1 - m1**2) + u2**2 * (1 - m2**2) + 2 * u1 * u2 * (q - m1 * m2)
+        if self.pretraining == "general":
+            return mu_perp**2 + 2 * S.u * mu_perp * S.s + S.u**2 * (1 - S.m**2)
+        return S.u**2 * (1 - S.m**2)
+
     def ode(self, in_terms_of_QR: bool = False) -> dict:
         r"""Right-hand sides ``{state: d state/dt}`` (time ``t = steps/d``).
 
@@ -230,8 +240,7 @@ class LoRAModel:
 
         def build():
             exps = self.expectations()
-            Al, An = sp.Symbol("A_lambda"), sp.Symbol("A_nu")
-            G2 = exps["G2"] + self.noise * exps["S2"]
+            Al, An, G2 = sp.Symbol("A_lambda"), sp.Symbol("A_nu"), sp.Symbol("G2")
             eta, B = self.lr, self.batch
             mu, mp = S.mu, S.mu_perp
             noise_rate = eta**2 / (2 * B) * G2
@@ -263,11 +272,18 @@ class LoRAModel:
                 m, u = S.m, S.u
                 rhs[m] = -eta * u * (1 - m**2) * (mu * Al + An) - noise_rate * u**2 * m
                 rhs[u] = -eta * ((mu * m + u) * Al + m * An)
-            rhs = {k: v.subs({Al: exps["A_lambda"], An: exps["A_nu"]}) for k, v in rhs.items()}
-            if not in_terms_of_QR:
-                QR = self.overlaps()
-                rhs = {k: v.subs(QR) for k, v in rhs.items()}
-            return rhs
+            if in_terms_of_QR:
+                forms = exps
+            else:
+                # numerically stable form: Q = P + R^2 with P = |w_perp|^2 written as
+                # a manifest sum of squares, and asin(x) = atan2(x, sqrt(1 - x^2))
+                forms = {name: _stable_form(value) for name, value in exps.items()}
+            fill = {Al: forms["A_lambda"], An: forms["A_nu"], G2: forms["G2"] + self.noise * forms["S2"]}
+            rhs = {k: v.xreplace(fill) for k, v in rhs.items()}
+            if in_terms_of_QR:
+                return rhs
+            values = {S.P: self.orthogonal_norm2(), S.R: self.overlaps()[S.R]}
+            return {k: v.xreplace(values) for k, v in rhs.items()}
 
         return self._cached(key, build)
 
@@ -384,3 +400,20 @@ class LoRAModel:
 
         return model_to_latex(self, **kwargs)
 
+
+
+def _stable_form(expr: sp.Expr) -> sp.Expr:
+    """Rewrite an expression in ``Q, R`` in terms of ``P = Q - R²`` and ``R``.
+
+    ``sqrt(Q - R²)`` becomes ``sqrt(P)`` (no cancellation when ``w`` is nearly
+    parallel to ``w*``) and ``asin(x)`` becomes ``atan2(x, sqrt(1 - x²))``
+    with ``1 - x²`` simplified symbolically, so that rounding can never push
+    the argument of ``asin`` or ``sqrt`` out of its domain.
+    """
+    expr = expr.subs(S.Q, S.P + S.R**2)
+
+    def atan2_form(arg):
+        complement = sp.factor(sp.cancel(sp.together(1 - arg**2)))
+        return sp.atan2(arg, sp.sqrt(complement))
+
+    return expr.replace(sp.asin, atan2_form)

@@ -6,7 +6,7 @@ ordinary SymPy: it can be differentiated by the chain rule through nothing
 (it is treated as a function of its covariance entries only through
 numeric evaluation), printed in LaTeX as ``\\mathbb{E}[...]``, evaluated with
 ``evalf`` at numeric covariances, and compiled by :mod:`symlora._codegen`
-into vectorised Gauss–Hermite quadrature.
+into vectorised Gaussian quadrature (composite Gauss–Legendre).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ._quadrature import gauss_hermite_expectation
+from ._quadrature import quadrature_expectation
 
 __all__ = ["GaussianExpectation"]
 
@@ -111,11 +111,11 @@ class GaussianExpectation(sp.Expr):
             )
         dim = len(self.variables)
         if nodes is None:
-            nodes = {1: 160, 2: 96, 3: 40}.get(dim, 20)
+            nodes = {1: 160, 2: 40, 3: 20}.get(dim, 10)
         func = sp.lambdify(self.variables, self.integrand.expr, modules=["scipy", "numpy"])
         cov = [[float(c) for c in row] for row in self.covariance.tolist()]
-        fine = float(gauss_hermite_expectation(func, cov, nodes))
-        coarse = float(gauss_hermite_expectation(func, cov, max(nodes // 2, 2)))
+        fine = float(quadrature_expectation(func, cov, nodes))
+        coarse = float(quadrature_expectation(func, cov, max(nodes // 2, 2)))
         return fine, abs(fine - coarse)
 
     def _eval_evalf(self, prec):
@@ -156,5 +156,5 @@ class GaussianExpectation(sp.Expr):
 
 
 #: Names generated code needs for :class:`GaussianExpectation` nodes.
-NUMPY_NAMESPACE = {"_gauss_expectation": gauss_hermite_expectation}
+NUMPY_NAMESPACE = {"_gauss_expectation": quadrature_expectation}
 _ = np  # numpy is used by the quadrature this module exports

@@ -22,3 +22,5 @@ nu, zeta, lam = sp.symbols("nu zeta lambda", real=True)
 zeta1, zeta2, xi_perp = sp.symbols("zeta1 zeta2 xi_perp", real=True)
 Q = sp.Symbol("Q", positive=True)
 R = sp.Symbol("R", real=True)
+#: Q - R**2 = |w_perp|^2, the squared norm of the part of w orthogonal to w*.
+P = sp.Symbol("P", nonnegative=True)

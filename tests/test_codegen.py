@@ -1,0 +1,124 @@
+"""Generated numeric code: broadcasting, agreement with SymPy, standalone export."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symlora import LoRAModel
+from symlora import _symbols as S
+from symlora._codegen import compile_expressions, compile_ode
+
+
+def test_compile_expressions_broadcasts_constants():
+    mu = sp.Symbol("mu")
+    f = compile_expressions([mu], [1 - mu, sp.Integer(1)], name="ab")
+    out = f(np.zeros((3, 4)))
+    assert out.shape == (2, 3, 4)
+    assert np.all(out[1] == 1)
+    assert "mu" in f.__doc__
+
+
+def test_compile_expressions_rejects_free_symbols():
+    a, b = sp.symbols("a b")
+    with pytest.raises(ValueError, match="free symbols b"):
+        compile_expressions([a], [a + b])
+    f = compile_expressions([a], [a])
+    with pytest.raises(TypeError, match="takes 1 arguments"):
+        f(1.0, 2.0)
+
+
+@pytest.mark.parametrize("student", ["x", "relu", "erf", "He3", "tanh", "relu(x) + tanh(x)"])
+def test_coefficients_match_high_precision(student):
+    model = LoRAModel(student)
+    mu = np.array([0.1, 0.45, 0.9, 1.3])
+    fast = model.coefficients(mu)
+    lin = model.linearization()
+    for i, value in enumerate(mu):
+        ref = lin.values(value)
+        for key in ("a", "b", "tau"):
+            assert fast[key][i] == pytest.approx(ref[key], rel=1e-9, abs=1e-13)
+
+
+def test_coefficients_vectorised_shape_and_mu_zero():
+    model = LoRAModel("relu(x) + tanh(x)")  # its closed form divides by mu: 0/0 at mu = 0
+    mu = np.linspace(0, 1, 11).reshape(11, 1) * np.ones((1, 3))
+    out = model.coefficients(mu)
+    assert out["tau"].shape == (11, 3)
+    assert np.all(np.isfinite(out["a"]))
+    assert out["a"][0, 0] == pytest.approx(model.coefficients(1e-7)["a"], rel=1e-5)
+
+
+def test_coefficients_reject_negative_mu():
+    with pytest.raises(ValueError, match=">= 0"):
+        LoRAModel("x").tau(-0.1)
+    with pytest.raises(ValueError, match="finite"):
+        LoRAModel("x").tau(np.nan)
+
+
+@pytest.mark.parametrize("student", ["x", "relu", "erf", "tanh"])
+def test_compiled_ode_matches_sympy(student):
+    model = LoRAModel(student)
+    system = model.ode_system()
+    compiled = compile_ode(system)
+    rng = np.random.default_rng(3)
+    states = np.stack([rng.uniform(-0.9, 0.9, 5), rng.uniform(-1, 1, 5)])
+    mu = rng.uniform(0.1, 1.2, 5)
+    fast = compiled.rhs(states, mu)
+    assert fast.shape == (2, 5)
+    for k in range(5):
+        point = {S.m: states[0, k], S.u: states[1, k], S.mu: mu[k]}
+        for i, rhs in enumerate(system.rhs):
+            exact = float(sp.N(rhs.subs(point))) if model.exact else None
+            if exact is not None:
+                assert fast[i, k] == pytest.approx(exact, rel=1e-10, abs=1e-13)
+    if not model.exact:
+        # quadrature nodes: compare with the nodes' own high-accuracy evaluation
+        from symlora import evaluate_with_error
+
+        point = {S.m: states[0, 0], S.u: states[1, 0], S.mu: mu[0]}
+        value, error = evaluate_with_error(system.rhs[1], point)
+        assert fast[1, 0] == pytest.approx(value, abs=10 * error + 1e-9)
+
+
+def test_stable_form_has_no_nan_near_parallel_weights():
+    # u tiny: Q - R^2 = u^2 (1 - m^2) would cancel catastrophically if formed as a difference
+    compiled = compile_ode(LoRAModel("relu").ode_system())
+    u = np.logspace(-14, -1, 14)
+    out = compiled.rhs(np.stack([np.full_like(u, 0.3), u]), 0.5)
+    assert np.all(np.isfinite(out))
+
+
+def test_export_runs_without_sympy(tmp_path):
+    model = LoRAModel("tanh")
+    path = model.export_python(tmp_path / "tanh_lora.py")
+    script = textwrap.dedent(
+        f"""
+        import sys, json
+        sys.modules["sympy"] = None  # importing sympy now fails
+        sys.path.insert(0, {str(tmp_path)!r})
+        import numpy as np
+        import tanh_lora
+        print(json.dumps({{"tau": tanh_lora.tau(np.array([0.3, 0.7])).tolist(),
+                          "rhs": tanh_lora.rhs(0.2, 0.4, 0.6).tolist()}}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    import json
+
+    values = json.loads(out.stdout)
+    assert values["tau"] == pytest.approx(model.tau(np.array([0.3, 0.7])).tolist(), rel=1e-10)
+    expected = compile_ode(model.ode_system()).rhs(np.array([0.2, 0.4]), 0.6)
+    assert values["rhs"] == pytest.approx(expected.tolist(), rel=1e-10)
+
+
+def test_export_exact_model_and_bad_path(tmp_path):
+    model = LoRAModel("x", "x**2")
+    path = model.export_python(tmp_path / "lin.py")
+    text = path.read_text()
+    assert "import sympy" not in text and "def tau(mu)" in text
+    with pytest.raises(OSError, match="does not exist"):
+        model.export_python(tmp_path / "missing" / "x.py")

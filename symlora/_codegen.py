@@ -115,11 +115,14 @@ def compile_expressions(args, exprs, name="generated", doc=""):
     def generated(*values):
         if len(values) != len(args):
             raise TypeError(f"{name} takes {len(args)} arguments ({', '.join(map(str, args))}), got {len(values)}")
-        arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in values]) if values else []
-        shape = arrays[0].shape if arrays else ()
+        arrays = [np.asarray(v, dtype=float) for v in values]
+        shape = np.broadcast_shapes(*(a.shape for a in arrays)) if arrays else ()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             out = raw(*arrays)
-        return np.stack([np.broadcast_to(np.asarray(o, dtype=float), shape) for o in out]) if n else np.empty((0,) + shape)
+        result = np.empty((n,) + shape)
+        for i, value in enumerate(out):
+            result[i] = value  # numpy broadcasts constants and partial shapes here
+        return result
 
     generated.__name__ = name
     generated.__doc__ = (

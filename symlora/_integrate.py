@@ -176,6 +176,7 @@ def escape_time(
     atol=1e-14,
     method="DOP853",
     max_steps=200_000,
+    time_scale=None,
 ):
     """First time ``|observed| >= threshold`` from ``observed(0) = eps``, batched.
 
@@ -198,6 +199,12 @@ def escape_time(
         Name of the state that must escape (``"m"``; rank 2: ``"m1"``).
     initial : dict, optional
         Other initial states (default 0).
+    time_scale : array_like, optional
+        A characteristic time per member (e.g. ``τ/η``), broadcast with
+        ``eps`` and the parameters.  Each member is integrated in its own
+        scaled time ``s = t / time_scale`` so that one common step size
+        suits the whole batch (members with very different ``τ`` no longer
+        hold each other back); results are reported in ``t``.
 
     Returns
     -------
@@ -219,16 +226,23 @@ def escape_time(
     start[observed] = eps_arr
     compiled, y0, params, shape = _prepare(system, start, parameters)
     n, batch = y0.shape
+    if time_scale is None:
+        scale = np.ones(batch)
+    else:
+        scale = np.broadcast_to(np.asarray(time_scale, dtype=float), shape).ravel().copy()
+        if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
+            raise ValueError("time_scale must be positive and finite")
+    s_max = float(t_max) / scale  # per-member horizon in scaled time
     index = names.index(observed)
     active = np.ones(batch, dtype=bool)
     times = np.full(batch, np.inf)
     status = np.full(batch, "censored", dtype=object)
 
-    def fun(t, y):
+    def fun(s, y):
         dy = compiled.rhs(y.reshape(n, batch), *params)
-        return (dy * active).ravel()
+        return (dy * (scale * active)).ravel()
 
-    solver = _SOLVERS[method](fun, 0.0, y0.ravel(), float(t_max), rtol=rtol, atol=atol)
+    solver = _SOLVERS[method](fun, 0.0, y0.ravel(), float(np.max(s_max)), rtol=rtol, atol=atol)
     message = "horizon reached"
     steps = 0
     while active.any() and solver.status == "running":
@@ -240,6 +254,7 @@ def escape_time(
             status[active] = "failed"
             break
         y = solver.y.reshape(n, batch)
+        out_of_time = active & (solver.t > s_max)
         crossed = active & (np.abs(y[index]) >= threshold)
         if not np.all(np.isfinite(y[:, active])):
             bad = active & ~np.all(np.isfinite(y), axis=0)
@@ -257,9 +272,18 @@ def escape_time(
                 above = np.abs(values) >= threshold
                 hi = np.where(above, mid, hi)
                 lo = np.where(above, lo, mid)
-            times[members] = hi
+            times[members] = hi * scale[members]
             status[members] = "escaped"
+            late = times > float(t_max)
+            times[late & crossed] = np.inf
+            status[late & crossed] = "censored"
             active &= ~crossed
+        if out_of_time.any():
+            active &= ~out_of_time  # beyond its own horizon: stays censored
+        if crossed.any() or out_of_time.any():
+            # the stored derivative (first-same-as-last) must see the frozen members
+            # as frozen, or the error estimate rejects the next steps
+            solver.f = fun(solver.t, solver.y)
         if steps >= max_steps:
             message = f"stopped after {max_steps} steps at t = {solver.t:.6g}"
             break
@@ -350,6 +374,11 @@ def escape_time_model(model, mu, eps, threshold=0.5, t_max=None, *, mu_perp=0.0,
     if t_max is None:
         t_max = default_horizon(model, mu, eps_arr, threshold, mu_perp)
     observed = "m1" if model.rank == 2 else "m"
+    if "time_scale" not in kwargs:
+        tau = model.tau(mu) if model.pretraining == "aligned" else model.coefficients(mu, mu_perp)["tau"]
+        eta = float(model.lr)
+        # integrate each member in units of its own tau/eta (1 where tau is infinite)
+        kwargs["time_scale"] = np.where(np.isfinite(tau) & (tau > 0), np.asarray(tau) / eta, 1.0)
     result = escape_time(model.ode_system(), values, eps_arr, threshold, t_max, observed=observed, **kwargs)
     mu_b, eps_b = np.broadcast_arrays(np.asarray(mu, dtype=float), eps_arr)
     return EscapeResult(result.time, result.status, result.t_max, result.threshold, result.message,

@@ -37,5 +37,21 @@ __all__ = [
 from ._asymptotics import EscapeLaw, Linearization  # noqa: E402
 from ._hermite import HermiteExpansion, hermite_coefficients  # noqa: E402
 from ._model import LoRAModel  # noqa: E402
+from ._integrate import EscapeResult, IntegrationResult, fit_escape_slope  # noqa: E402
+from ._sgd import EscapeSlope, SGDResult, compare_with_ode, escape_slope, simulate_sgd  # noqa: E402
 
-__all__ += ["EscapeLaw", "HermiteExpansion", "Linearization", "LoRAModel", "hermite_coefficients"]
+__all__ += [
+    "EscapeLaw",
+    "EscapeResult",
+    "EscapeSlope",
+    "HermiteExpansion",
+    "IntegrationResult",
+    "Linearization",
+    "LoRAModel",
+    "SGDResult",
+    "compare_with_ode",
+    "escape_slope",
+    "fit_escape_slope",
+    "hermite_coefficients",
+    "simulate_sgd",
+]

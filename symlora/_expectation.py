@@ -514,6 +514,8 @@ def _tidy(expr):
     if expr == 0 or not expr.free_symbols:
         return sp.nsimplify(expr) if expr.is_Float else sp.radsimp(expr) if expr.count_ops() < 200 else expr
     expr = sp.expand(expr)
+    # arguments of asin over a common denominator (they come out expanded)
+    expr = expr.replace(sp.asin, lambda arg: sp.asin(sp.factor(sp.together(arg))))
     # group by the transcendental atoms (asin, sqrt of non-polynomials) and cancel coefficients
     atoms = sorted(expr.atoms(sp.asin), key=sp.default_sort_key)
     if atoms:

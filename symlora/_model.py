@@ -217,7 +217,21 @@ class LoRAModel:
             return mu_perp**2 + 2 * S.u * mu_perp * S.s + S.u**2 * (1 - S.m**2)
         return S.u**2 * (1 - S.m**2)
 
-    def ode(self, in_terms_of_QR: bool = False) -> dict:
+    def ode_structure(self):
+        """The ODE in terms of the expectation symbols ``A_lambda``, ``A_nu``, ``G2``.
+
+        Returns
+        -------
+        (dict, dict)
+            ``{state: rhs}`` with the symbols, and ``{symbol: expectation in Q, R}``
+            (``G2`` stands for ``E[G²] + Δ E[σ'(λ)²]``).
+        """
+        rhs = self.ode(_structure=True)
+        exps = self.expectations()
+        Al, An, G2 = sp.Symbol("A_lambda"), sp.Symbol("A_nu"), sp.Symbol("G2")
+        return rhs, {Al: exps["A_lambda"], An: exps["A_nu"], G2: exps["G2"] + self.noise * exps["S2"]}
+
+    def ode(self, in_terms_of_QR: bool = False, _structure: bool = False) -> dict:
         r"""Right-hand sides ``{state: d state/dt}`` (time ``t = steps/d``).
 
         Parameters
@@ -236,7 +250,7 @@ class LoRAModel:
             \dot m = -η u (1 - m^2)(μ A_λ + A_ν)
                      - \frac{η^2}{2B} u^2 m \left(E[G^2] + Δ E[σ'(λ)^2]\right).
         """
-        key = ("ode", in_terms_of_QR)
+        key = ("ode", in_terms_of_QR, _structure)
 
         def build():
             exps = self.expectations()
@@ -272,6 +286,8 @@ class LoRAModel:
                 m, u = S.m, S.u
                 rhs[m] = -eta * u * (1 - m**2) * (mu * Al + An) - noise_rate * u**2 * m
                 rhs[u] = -eta * ((mu * m + u) * Al + m * An)
+            if _structure:
+                return rhs
             if in_terms_of_QR:
                 forms = exps
             else:

@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("symlora: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, ArithmeticError, NotImplementedError) as exc:
+    except (ValueError, TypeError, OSError, ArithmeticError, NotImplementedError, ImportError) as exc:
         print(f"symlora {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the command line never shows a traceback

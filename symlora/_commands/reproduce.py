@@ -1,0 +1,32 @@
+"""``symlora reproduce``: the whole analysis on the default pairs."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """examples:
+  symlora reproduce                 # full run into ./symlora-out (a few minutes)
+  symlora reproduce --quick --out /tmp/quick"""
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="derive, export, tabulate and verify the analysis for the default pairs",
+        description="For the default activation pairs (x, erf, relu, sigmoid, tanh, He2..He6 with matching "
+        "teachers, x and He2 with squared teachers): derive the ODEs, export LaTeX, tabulate tau(mu), find "
+        "critical mu, verify the escape law by ODE integration and by SGD, and write report.md with figures.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", default="symlora-out", metavar="DIR", help="output folder (default ./symlora-out)")
+    parser.add_argument("--quick", action="store_true", help="a reduced run that takes well under a minute")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .._report import reproduce
+
+    report = reproduce(args.out, quick=args.quick)
+    print(f"wrote {report}")
+    return 0

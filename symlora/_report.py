@@ -263,12 +263,12 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     axes[0].set_title(f"SGD runs, {model.student.name}, d = {d_traj}, μ = {mu_check}")
     axes[0].grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
-    for k in np.flatnonzero(comparison["aligned"]):
-        axes[1].plot(comparison["t"], comparison["sgd_m"][k], lw=1.5, label=f"SGD seed {k}")
-        axes[1].plot(comparison["t"], comparison["ode_m"][k], "k--", lw=1, label="ODE" if k == 0 else None)
+    for k in np.flatnonzero(comparison.aligned):
+        axes[1].plot(comparison.t, comparison.sgd["m"][k], lw=1.5, label=f"SGD seed {k}")
+        axes[1].plot(comparison.t, comparison.ode["m"][k], "k--", lw=1, label="ODE" if k == 0 else None)
     axes[1].set_xlabel("time since |m| first reached 0.1")
     axes[1].set_ylabel("m(t)")
-    axes[1].set_title(f"after alignment: max |ODE - SGD| = {comparison['max_deviation']:.3f}")
+    axes[1].set_title(f"after alignment: max |ODE - SGD| = {comparison.max_deviation:.3f}")
     axes[1].grid(True, alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.tight_layout()

@@ -1,0 +1,30 @@
+"""The main job: symlora reproduce --quick writes the report, tables, LaTeX and figures."""
+
+import csv
+
+import pytest
+
+from symlora._report import reproduce
+
+
+@pytest.mark.slow
+def test_reproduce_quick(tmp_path):
+    report = reproduce(tmp_path / "out", quick=True, progress=False)
+    out = report.parent
+    text = report.read_text()
+    for figure in ("tau.png", "trajectories.png", "escape_log_d.png"):
+        assert (out / figure).stat().st_size > 10_000
+        assert figure in text
+    assert len(list((out / "tex").glob("*.tex"))) == 12
+    rows = list(csv.DictReader(open(out / "escape_ode.csv")))
+    for row in rows:
+        if row["status"] == "escaped":
+            assert abs(float(row["relative_error"])) < 0.01
+    crit = list(csv.DictReader(open(out / "critical_mu.csv")))
+    he3 = [float(r["mu_c_numeric"]) for r in crit if r["pair"] == "He3"]
+    assert any(abs(v - 0.320724347323) < 1e-9 for v in he3)
+
+
+def test_reproduce_rejects_unknown_pair(tmp_path):
+    with pytest.raises(ValueError, match="unknown pair"):
+        reproduce(tmp_path, pairs=["nope"])

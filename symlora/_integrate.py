@@ -107,6 +107,15 @@ def _named(mapping, symbols, what, required):
     return [by_name.get(n, 0.0) for n in names]
 
 
+def _check_eps(eps, threshold):
+    eps_arr = np.asarray(eps, dtype=float)
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+    if np.any(~np.isfinite(eps_arr)) or np.any(eps_arr <= 0) or np.any(eps_arr >= threshold):
+        raise ValueError(f"eps must satisfy 0 < eps < threshold = {threshold}")
+    return eps_arr
+
+
 def _prepare(system, initial, parameters):
     if not isinstance(system, ODESystem):
         raise TypeError(f"system must be an ODESystem, got {type(system).__name__}")
@@ -210,11 +219,7 @@ def escape_time(
     -------
     EscapeResult
     """
-    eps_arr = np.asarray(eps, dtype=float)
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
-    if np.any(~np.isfinite(eps_arr)) or np.any(eps_arr <= 0) or np.any(eps_arr >= threshold):
-        raise ValueError(f"eps must satisfy 0 < eps < threshold = {threshold}")
+    eps_arr = _check_eps(eps, threshold)
     if not np.isfinite(t_max) or t_max <= 0:
         raise ValueError(f"t_max must be positive and finite, got {t_max}")
     if method not in _SOLVERS:
@@ -365,11 +370,7 @@ def escape_time_model(model, mu, eps, threshold=0.5, t_max=None, *, mu_perp=0.0,
     -------
     EscapeResult
     """
-    eps_arr = np.asarray(eps, dtype=float)
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
-    if np.any(eps_arr <= 0) or np.any(eps_arr >= threshold):
-        raise ValueError(f"eps must satisfy 0 < eps < threshold = {threshold}")
+    eps_arr = _check_eps(eps, threshold)
     values = _parameter_values(model, mu, mu_perp, parameters)
     if t_max is None:
         t_max = default_horizon(model, mu, eps_arr, threshold, mu_perp)

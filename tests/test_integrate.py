@@ -69,7 +69,7 @@ def test_batched_matches_solve_ivp_loop():
                                           ("tanh", [0.2, 0.5])])
 def test_escape_slope_equals_tau(student, mus):
     model = LoRAModel(student)
-    eps = np.array([1e-3, 1e-4, 1e-5, 1e-6])
+    eps = np.array([1e-3, 1e-6])  # the slope between the ends of the range of the issue
     mu = np.array(mus)[:, None]
     res = model.escape_time(mu, eps[None, :])
     assert np.all(res.status == "escaped")

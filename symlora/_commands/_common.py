@@ -46,6 +46,17 @@ def positive_int(name):
     return parse
 
 
+def mu_value(text):
+    """One pre-training strength: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: expected one number >= 0") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: must be finite and >= 0")
+    return value
+
+
 def mu_list(text):
     values = parse_float_list(text, "mu")
     if (values < 0).any():

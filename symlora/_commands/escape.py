@@ -7,21 +7,11 @@ import argparse
 import numpy as np
 
 from ..cli import emit, parse_float_list
-from ._common import add_model_arguments, build_model, positive_float
+from ._common import add_model_arguments, build_model, mu_value, positive_float
 
 EXAMPLE = """examples:
   symlora escape --student tanh --mu 0.5 --eps 1e-3,1e-4,1e-5,1e-6
   symlora escape --student relu --mu 0.3 --eps 1e-3,1e-6 --format json"""
-
-
-def _mu(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: expected one number >= 0") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: must be finite and >= 0")
-    return value
 
 
 def register(subparsers):
@@ -34,7 +24,7 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--mu", required=True, type=_mu, help="pre-training strength")
+    parser.add_argument("--mu", required=True, type=mu_value, help="pre-training strength")
     parser.add_argument("--eps", required=True, type=lambda t: parse_float_list(t, "eps"), metavar="LIST",
                         help="initial overlaps, e.g. 1e-3,1e-4,1e-5,1e-6 (each below the threshold)")
     parser.add_argument("--threshold", type=positive_float("--threshold"), default=0.5,

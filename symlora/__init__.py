@@ -38,7 +38,7 @@ from ._asymptotics import EscapeLaw, Linearization  # noqa: E402
 from ._hermite import HermiteExpansion, hermite_coefficients  # noqa: E402
 from ._model import LoRAModel  # noqa: E402
 from ._integrate import EscapeResult, IntegrationResult, fit_escape_slope  # noqa: E402
-from ._sgd import EscapeSlope, SGDResult, compare_with_ode, escape_slope, simulate_sgd  # noqa: E402
+from ._sgd import EscapeSlope, ODEComparison, SGDResult, compare_with_ode, escape_slope, simulate_sgd  # noqa: E402
 
 __all__ += [
     "EscapeLaw",
@@ -48,6 +48,7 @@ __all__ += [
     "IntegrationResult",
     "Linearization",
     "LoRAModel",
+    "ODEComparison",
     "SGDResult",
     "compare_with_ode",
     "escape_slope",

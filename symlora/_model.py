@@ -368,8 +368,10 @@ class LoRAModel:
 
     # ----------------------------------------------------------- fast numbers
 
-    def coefficients(self, mu):
+    def coefficients(self, mu, mu_perp=None):
         """``a(μ)``, ``b(μ)``, ``τ(μ)`` from generated code, vectorised over ``mu``.
+
+        ``mu_perp`` (general pre-training only, default 0) broadcasts with ``mu``.
 
         Returns
         -------
@@ -378,7 +380,9 @@ class LoRAModel:
         """
         from ._codegen import coefficients_function
 
-        return coefficients_function(self)(mu)
+        if mu_perp is not None and self.pretraining != "general":
+            raise ValueError("mu_perp is only used with pretraining='general'")
+        return coefficients_function(self)(mu, mu_perp)
 
     def tau(self, mu):
         """``τ(μ)`` (units of ``1/η``), vectorised over ``mu``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from ._common import add_model_arguments, build_model, positive_float, positive_
 
 EXAMPLE = """examples:
   symlora simulate --student x --mu 0.5 --d 250,500,1000,2000
-  symlora simulate --student relu --mu 0.2 --d 200:1600:4 --seeds 32 --format json"""
+  symlora simulate --student relu --mu 0.5 --d 100:3000:4 --seeds 64 --method reduced --format json"""
 
 
 def _d_list(text):
@@ -26,8 +27,28 @@ def _mu(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid mu {text!r}: expected one number >= 0") from None
-    if not value >= 0 or value == float("inf"):
+    if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"invalid mu {text!r}: must be finite and >= 0")
+    return value
+
+
+def _threshold(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid --threshold {text!r}: expected a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"invalid --threshold {text!r}: must lie in (0, 1)")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid --seed {text!r}: expected a whole number >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid --seed {text!r}: must be >= 0")
     return value
 
 
@@ -36,8 +57,9 @@ def register(subparsers):
         "simulate",
         help="one-pass SGD of the real model at finite d; escape time against log d",
         description="Simulate one-pass SGD of the LoRA model (fresh Gaussian inputs, lr = eta/d, v renormalised "
-        "each step) for several d and seeds, and fit the mean escape time against log d; the ODE theory "
-        "predicts the slope tau/(2 eta).",
+        "after every step) for several d and seeds, and fit the mean escape time against log d; the ODE "
+        "theory predicts the slope tau/(2 eta).  Runs that do not reach the threshold within the horizon "
+        "are censored: counted per d and left out of the fit.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -46,11 +68,15 @@ def register(subparsers):
     parser.add_argument("--d", required=True, type=_d_list, metavar="LIST",
                         help="input dimensions: 250,500,1000 or start:stop:num (geometric)")
     parser.add_argument("--seeds", type=positive_int("--seeds"), default=16, help="runs per d (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of numpy.random.default_rng (default 0)")
-    parser.add_argument("--threshold", type=positive_float("--threshold"), default=0.5,
-                        help="escape when |m| reaches this value (default 0.5)")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of numpy.random.SeedSequence; d number k uses seed + k (default 0)")
+    parser.add_argument("--threshold", type=_threshold, default=0.5,
+                        help="escape when |m| reaches this value, in (0, 1) (default 0.5)")
     parser.add_argument("--t-max", type=positive_float("--t-max"), default=None,
                         help="horizon in t = steps/d (default from tau: 3 (tau/eta) log d + 10 tau/eta)")
+    parser.add_argument("--method", choices=("full", "reduced"), default="full",
+                        help="full: literal d-dimensional SGD; reduced: the same process exactly in law, "
+                             "cost independent of d (default full)")
     parser.add_argument("--format", choices=("json", "table"), default="table")
     parser.set_defaults(func=run)
 
@@ -58,47 +84,52 @@ def register(subparsers):
 def run(args) -> int:
     from .._sgd import escape_slope, simulate_sgd
 
-    if not 0 < args.threshold < 1:
-        raise ValueError(f"--threshold must lie in (0, 1), got {args.threshold}")
     model = build_model(args)
-    tau = float(model.tau(args.mu))
+    tau = float(np.asarray(model.tau(args.mu)))
     eta = float(model.lr)
-    results = []
-    for k, d in enumerate(args.d):
-        results.append(simulate_sgd(model, args.mu, int(d), t_max=args.t_max, seeds=args.seeds,
-                                    seed=args.seed + k, threshold=args.threshold))
-    times = [r.escape_time for r in results]
-    try:
-        fit = escape_slope(args.d, times)
-        slope, slope_sem = fit.slope, fit.slope_sem
-        means, sems = fit.mean, fit.sem
-    except ValueError:
-        slope = slope_sem = float("nan")
-        means = np.array([np.mean(t[np.isfinite(t)]) if np.isfinite(t).any() else np.inf for t in times])
-        sems = np.full(len(times), np.nan)
+    results = [
+        simulate_sgd(model, args.mu, int(d), t_max=args.t_max, seeds=args.seeds, seed=args.seed + k,
+                     threshold=args.threshold, method=args.method)
+        for k, d in enumerate(args.d)
+    ]
+    d_values = [int(d) for d in args.d]
     censored = np.array([r.censored for r in results])
+    if len(d_values) >= 2:
+        fit = escape_slope(d_values, results)
+        means, sems, slope, slope_sem, note = fit.mean, fit.sem, fit.slope, fit.slope_sem, fit.message
+    else:
+        # one d: means without a slope
+        means = np.array([np.mean(r.escape_time) if r.censored == 0 else np.nan for r in results])
+        sems = np.array([np.std(r.escape_time, ddof=1) / math.sqrt(r.n_seeds)
+                         if r.censored == 0 and r.n_seeds > 1 else np.nan for r in results])
+        slope = slope_sem = float("nan")
+        note = "one value of d: no slope"
+    predicted = tau / (2 * eta)
     payload = {
         "student": model.student.name,
         "teacher": model.teacher.name,
         "mu": args.mu,
+        "tau": tau,
         "lr": eta,
         "batch": int(model.batch),
         "noise": float(model.noise),
         "threshold": args.threshold,
+        "method": args.method,
         "n_seeds": args.seeds,
-        "seed": args.seed,
-        "d": args.d,
+        "seeds": [r.seed for r in results],
+        "d": d_values,
         "escape_time_mean": means,
         "escape_time_sem": sems,
         "censored": censored,
         "slope": slope,
         "slope_sem": slope_sem,
-        "tau": tau,
-        "predicted_slope": tau / (2 * eta),
+        "predicted_slope": predicted,
+        "note": note,
     }
-    emit(payload, args.format, {"d": args.d, "mean": means, "sem": sems, "censored": censored}, extra_lines=[
-        f"slope of mean escape time in log d: {slope:.4g} ± {slope_sem:.2g}; predicted tau/(2 eta) = {tau / (2 * eta):.4g}",
-        *([f"warning: {int(censored.sum())} runs censored (did not reach |m| = {args.threshold}); "
-           "they are excluded from the means"] if censored.sum() else []),
-    ])
+    lines = [f"slope of mean escape time in log d: {slope:.4g} ± {slope_sem:.2g}; "
+             f"predicted tau/(2 eta) = {predicted:.4g}"]
+    if note:
+        lines.append(f"note: {note}")
+    emit(payload, args.format, {"d": d_values, "mean": means, "sem": sems, "censored": censored},
+         extra_lines=lines)
     return 0

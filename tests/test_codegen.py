@@ -122,3 +122,12 @@ def test_export_exact_model_and_bad_path(tmp_path):
     assert "import sympy" not in text and "def tau(mu)" in text
     with pytest.raises(OSError, match="does not exist"):
         model.export_python(tmp_path / "missing" / "x.py")
+
+
+def test_general_pretraining_coefficients():
+    general = LoRAModel("relu", pretraining="general")
+    aligned = LoRAModel("relu")
+    assert general.coefficients(0.5, 0.0)["tau"] == pytest.approx(aligned.tau(0.5), rel=1e-9)
+    assert general.coefficients(0.5, 0.3)["tau"] != pytest.approx(aligned.tau(0.5), rel=1e-3)
+    with pytest.raises(ValueError, match="mu_perp"):
+        aligned.coefficients(0.5, 0.3)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..cli import emit, parse_int_list
-from ._common import add_model_arguments, build_model, positive_float, positive_int
+from ._common import add_model_arguments, build_model, mu_value, positive_float, positive_int
 
 EXAMPLE = """examples:
   symlora simulate --student x --mu 0.5 --d 250,500,1000,2000
@@ -20,16 +20,6 @@ def _d_list(text):
     if np.any(values < 2):
         raise argparse.ArgumentTypeError(f"invalid d list {text!r}: every d must be at least 2")
     return values
-
-
-def _mu(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: expected one number >= 0") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: must be finite and >= 0")
-    return value
 
 
 def _threshold(text):
@@ -64,7 +54,7 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--mu", required=True, type=_mu, help="pre-training strength")
+    parser.add_argument("--mu", required=True, type=mu_value, help="pre-training strength")
     parser.add_argument("--d", required=True, type=_d_list, metavar="LIST",
                         help="input dimensions: 250,500,1000 or start:stop:num (geometric)")
     parser.add_argument("--seeds", type=positive_int("--seeds"), default=16, help="runs per d (default 16)")

@@ -25,6 +25,7 @@ from sympy.printing.numpy import SciPyPrinter
 
 from . import _quadrature
 from . import _symbols as S
+from ._expectation import as_expr
 from ._node import NUMPY_NAMESPACE, GaussianExpectation
 from ._ode_system import ODESystem
 
@@ -91,7 +92,7 @@ def compile_expressions(args, exprs, name="generated", doc=""):
     [[1.0, 0.5], [1.0, 1.0]]
     """
     args = tuple(args)
-    exprs = tuple(sp.sympify(e) for e in exprs)
+    exprs = tuple(as_expr(e, "expression") for e in exprs)
     free = set().union(*(e.free_symbols for e in exprs)) - set(args)
     if free:
         raise ValueError(

@@ -40,7 +40,7 @@ import sympy as sp
 
 from ._node import GaussianExpectation
 
-__all__ = ["gaussian_expectation", "is_exact", "evaluate_with_error", "NotIntegrableError"]
+__all__ = ["gaussian_expectation", "is_exact", "evaluate_with_error", "NotIntegrableError", "as_expr"]
 
 
 class NotIntegrableError(ValueError):
@@ -51,16 +51,42 @@ class NotIntegrableError(ValueError):
 # Input normalisation
 
 
-def _as_cov(cov, n) -> sp.ImmutableMatrix:
+def as_expr(value, name="expr"):
+    """``value`` as a SymPy object without ever parsing text (strings are refused).
+
+    ``sympify`` evaluates strings as Python; user text reaches SymPy only
+    through :func:`symlora.activation`'s whitelist parser.
+    """
+    if isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a SymPy expression or a number, not a string "
+            "(build expressions with sympy or symlora.activation)"
+        )
     try:
-        matrix = sp.ImmutableMatrix(cov)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"cov must be a square matrix (nested lists or a SymPy Matrix): {exc}") from exc
-    if matrix.shape != (n, n):
-        raise ValueError(f"cov has shape {matrix.shape}; expected ({n}, {n}) for {n} variables")
+        return sp.sympify(value, strict=True)
+    except (sp.SympifyError, TypeError) as exc:
+        raise TypeError(f"{name} must be a SymPy expression or a number, got {value!r}") from exc
+
+
+def _as_cov(cov, n) -> sp.ImmutableMatrix:
+    if isinstance(cov, str):
+        raise TypeError("cov must be a square matrix (nested lists or a SymPy Matrix), not a string")
+    if isinstance(cov, sp.MatrixBase):
+        rows = cov.tolist()
+    else:
+        try:
+            rows = [list(row) for row in cov]
+        except TypeError as exc:
+            raise TypeError(f"cov must be a square matrix (nested lists or a SymPy Matrix): {exc}") from exc
+    # entries one by one and strictly: a Matrix built from strings would evaluate them
+    entries = [[as_expr(c, "cov entry") for c in row] for row in rows]
+    if len(entries) != n or any(len(row) != n for row in entries):
+        shape = (len(entries), len(entries[0]) if entries else 0)
+        raise ValueError(f"cov has shape {shape}; expected ({n}, {n}) for {n} variables")
+    matrix = sp.ImmutableMatrix(entries)
     if matrix != matrix.T:
         raise ValueError("cov must be symmetric")
-    return sp.ImmutableMatrix(matrix.applyfunc(sp.nsimplify if False else sp.sympify))
+    return matrix
 
 
 def _rewrite_piecewise_linear(expr: sp.Expr) -> sp.Expr:
@@ -594,7 +620,7 @@ def gaussian_expectation(expr, variables, cov) -> sp.Expr:
             "is declared positive/negative): SymPy would already have simplified e.g. Max(0, X) to X. "
             "Use sympy.Symbol(name, real=True) or no assumptions"
         )
-    expr = sp.sympify(expr)
+    expr = as_expr(expr)
     if not isinstance(expr, sp.Expr):
         raise TypeError(f"expr must be a SymPy expression, not {type(expr).__name__}")
     cov = _as_cov(cov, len(variables))
@@ -605,7 +631,7 @@ def gaussian_expectation(expr, variables, cov) -> sp.Expr:
 
 def is_exact(expr) -> bool:
     """True if ``expr`` contains no numeric-quadrature node."""
-    return not sp.sympify(expr).has(GaussianExpectation)
+    return not as_expr(expr).has(GaussianExpectation)
 
 
 def evaluate_with_error(expr, subs=None):
@@ -626,7 +652,7 @@ def evaluate_with_error(expr, subs=None):
     (float, float)
         Value and absolute error estimate.
     """
-    expr = sp.sympify(expr)
+    expr = as_expr(expr)
     if subs:
         expr = expr.subs(subs)
     nodes = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)

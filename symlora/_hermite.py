@@ -20,7 +20,7 @@ import mpmath
 import sympy as sp
 
 from ._activation import Activation, activation
-from ._expectation import gaussian_expectation, is_exact
+from ._expectation import as_expr, gaussian_expectation, is_exact
 
 __all__ = ["hermite_coefficients", "HermiteExpansion", "scaled_hermite"]
 
@@ -126,7 +126,7 @@ def hermite_coefficients(act, kmax: int, variance=1, *, dps: int = 30) -> Hermit
     act = activation(act)
     if not isinstance(kmax, int) or isinstance(kmax, bool) or kmax < 0:
         raise ValueError(f"kmax must be a non-negative integer, got {kmax!r}")
-    variance = sp.sympify(variance)
+    variance = as_expr(variance, "variance")
     if variance.is_number and not variance.is_positive:
         raise ValueError(f"variance must be positive, got {variance}")
     return _hermite_coefficients(act, kmax, variance, dps)

@@ -44,7 +44,10 @@ class ODESystem:
                 f"{len(self.rhs)} right-hand sides"
             )
         allowed = set(self.states) | set(self.parameters)
-        extra = set().union(*(sp.sympify(r).free_symbols for r in self.rhs)) - allowed
+        for r in self.rhs:
+            if not isinstance(r, sp.Basic):
+                raise TypeError(f"right-hand sides must be SymPy expressions, got {r!r}")
+        extra = set().union(*(r.free_symbols for r in self.rhs)) - allowed
         if extra:
             raise ValueError(
                 "right-hand sides contain symbols that are neither states nor parameters: "

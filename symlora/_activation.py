@@ -28,6 +28,12 @@ MAX_SPEC_LENGTH = 400
 MAX_EXPONENT = 12
 MAX_DEGREE = 24
 MAX_HERMITE_INDEX = 24
+#: Largest decimal exponent of a number literal (``1e999999999`` would take
+#: hours to build as an exact rational).
+MAX_LITERAL_EXPONENT = 100
+#: Largest size, in bits, of an exact constant built by ``**`` (towers such as
+#: ``((9**12)**12)**12 ...`` grow twelvefold per level).
+MAX_CONSTANT_BITS = 4096
 
 
 def _relu(arg):
@@ -214,6 +220,13 @@ class _Parser:
             raise ValueError(
                 f"only integer powers of expressions in x are allowed (position {pos} in {self.text!r})"
             )
+        # bound the exact numbers SymPy would build before it builds them
+        bits = sum(max(abs(r.p).bit_length(), r.q.bit_length()) for r in base.atoms(sp.Rational))
+        if abs(exponent) * bits > MAX_CONSTANT_BITS:
+            raise ValueError(
+                f"power at position {pos} in {self.text!r} builds a constant that is too large "
+                f"(more than {MAX_CONSTANT_BITS} bits)"
+            )
         return base**exponent
 
     def _atom(self):
@@ -221,6 +234,12 @@ class _Parser:
         if kind == "number":
             if len(value) > 30:
                 raise ValueError(f"number {value[:20]}... at position {pos} is too long")
+            _, _, decimal_exponent = value.lower().partition("e")
+            if decimal_exponent and abs(int(decimal_exponent)) > MAX_LITERAL_EXPONENT:
+                raise ValueError(
+                    f"number {value!r} at position {pos} in {self.text!r} is too large or too small "
+                    f"(decimal exponent at most {MAX_LITERAL_EXPONENT})"
+                )
             # Decimal text is read exactly: 0.5 is the rational 1/2.
             return sp.Rational(value)
         if kind == "op":
@@ -412,6 +431,21 @@ class Activation:
         return self._cache[key]
 
 
+def _check_no_real_pole(expr: sp.Expr, name: str) -> None:
+    """Reject poles on the real line where the denominator is a polynomial in x.
+
+    ``1/x`` or ``1/(x - 1)`` make ``E[σ(X)^2]`` diverge.  Denominators that are
+    not polynomials (e.g. ``1/tanh(x)``) are not examined.
+    """
+    _, denominator = sp.fraction(sp.together(expr))
+    if denominator.has(x) and denominator.is_polynomial(x):
+        roots = sp.real_roots(sp.Poly(denominator, x))
+        if roots:
+            raise ValueError(
+                f"activation {name!r} has a pole at x = {roots[0]}: its Gaussian expectations diverge"
+            )
+
+
 def _check_integrable(expr: sp.Expr, name: str) -> None:
     """Reject activations that grow like ``exp(c x^2)`` (Gaussian moments diverge).
 
@@ -420,7 +454,10 @@ def _check_integrable(expr: sp.Expr, name: str) -> None:
     gives about ``10^-4``, ``exp(c x^2)`` gives ``c``; ``c >= 10^-3`` is rejected.
     """
     if expr.is_polynomial(x):
+        if any(c.is_real is not True for c in sp.Poly(expr, x).coeffs()):
+            raise ValueError(f"activation {name!r} is not real-valued (complex coefficients)")
         return
+    _check_no_real_pole(expr, name)
     for point in (10**4, -(10**4)):
         # sympy's own arbitrary-precision evaluation: no generated code is run
         value = sp.N(expr.subs(x, point), 20)
@@ -428,11 +465,28 @@ def _check_integrable(expr: sp.Expr, name: str) -> None:
             raise ValueError(f"activation {name!r} cannot be evaluated at x = {point}")
         if not value.is_real:
             raise ValueError(f"activation {name!r} is not real-valued (at x = {point})")
-        magnitude = abs(mpmath.mpf(str(value)))
+        # from the binary representation: the decimal string of e.g.
+        # exp(-exp(10^4)) has a 4343-digit exponent and takes forever to print
+        magnitude = abs(mpmath.mpf(sp.Float(value)._mpf_))
         if magnitude > 0 and mpmath.log(magnitude) / point**2 > 1e-3:
             raise ValueError(
                 f"activation {name!r} grows like exp(c x^2): its Gaussian expectations diverge"
             )
+
+
+def _degree_bound(expr: sp.Expr) -> int:
+    """An upper bound on the degree in ``x`` of a polynomial expression, without expanding it."""
+    if not expr.has(x):
+        return 0
+    if expr == x:
+        return 1
+    if expr.is_Add:
+        return max(_degree_bound(arg) for arg in expr.args)
+    if expr.is_Mul:
+        return sum(_degree_bound(arg) for arg in expr.args)
+    if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
+        return int(expr.exp) * _degree_bound(expr.base)
+    return int(sp.degree(expr, x))  # not reached for polynomials built by the parser
 
 
 @functools.lru_cache(maxsize=256)
@@ -441,6 +495,13 @@ def _activation_from_text(text: str) -> Activation:
     if not expr.has(x):
         raise ValueError(f"activation {text!r} does not depend on x")
     if expr.is_polynomial(x):
+        bound = _degree_bound(expr)
+        if bound > 4 * MAX_DEGREE:
+            # checked before expanding: (((x+1)**12)**12)**12 ... would take hours;
+            # below 4*MAX_DEGREE the exact degree (after cancellations) decides
+            raise ValueError(
+                f"activation {text!r} has degree up to {bound}, above the limit {MAX_DEGREE}"
+            )
         expr = sp.expand(expr)
         if sp.degree(expr, x) > MAX_DEGREE:
             raise ValueError(
@@ -473,8 +534,9 @@ def activation(spec) -> Activation:
     ------
     ValueError
         Unknown names, unsafe or malformed text (naming the offending token),
-        exponents above 12, polynomial degree above 24, activations that do not
-        depend on ``x`` or grow like ``exp(c x^2)``.
+        exponents above 12, number literals beyond ``1e±100``, constants
+        above 4096 bits, polynomial degree above 24, complex coefficients,
+        activations that do not depend on ``x`` or grow like ``exp(c x^2)``.
     TypeError
         If ``spec`` is of another type.
 

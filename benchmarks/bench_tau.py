@@ -7,7 +7,7 @@ point (lambda = mu nu, variance mu^2, correlation with nu equal to mu),
 
 with every coefficient computed by scipy.integrate.quad, truncated at K
 terms.  Both routes are compared with 30-digit values (mpmath quadrature of
-the one-dimensional integrals of MODEL.md section 3).  Prints the speed-up
+the one-dimensional integrals of docs/theory.md §4).  Prints the speed-up
 ratio and the accuracy of both.  Run: python benchmarks/bench_tau.py
 """
 

@@ -6,4 +6,4 @@ from symlora.models import STANDARD_PAIRS, models
 
 if __name__ == "__main__":
     write("aligned", models(STANDARD_PAIRS), "Aligned pre-training, rank-1 LoRA",
-          "w0 = mu w*; statistics m = v.w*, u. MODEL.md sections 2-3.")
+          "w0 = mu w*; statistics m = v.w*, u. docs/theory.md §3-4.")

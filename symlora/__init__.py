@@ -8,51 +8,84 @@ Vocabulary (used throughout the package)
   ``X ~ N(0, Q)``, ``He_k^[Q](x) = Q^{k/2} He_k(x/√Q)``.
 * Statistics ``m = v·w*`` (overlap), ``u`` (adapter scale); pre-training
   strength ``mu``; learning rate ``lr = eta/d``; time ``t = steps/d``.
-* The ODE, its linearisation ``a(μ)``, ``b(μ)``, ``τ(μ)`` and escape laws follow
-  MODEL.md (shipped with the project's shared documentation).
+* The ODE, its linearisation ``a(μ)``, ``b(μ)``, ``τ(μ)`` and escape laws are
+  derived in the theory document ``docs/theory.md`` (shipped in the package as
+  ``symlora/theory.md``); docstrings cite its sections as "docs/theory.md §N".
 """
 
 __version__ = "0.1.0"
 
-from ._activation import ACTIVATION_NAMES, Activation, activation, x
-from ._expectation import NotIntegrableError, evaluate_with_error, gaussian_expectation, is_exact
-from ._node import GaussianExpectation
-from ._ode_system import ODESystem
-from ._quadrature import quadrature_expectation
+# Public name -> private module that defines it.  The modules are imported on
+# first access (PEP 562), so ``import symlora`` and ``symlora --help`` do not
+# pay for SymPy, SciPy or the simulators until a name is used.
+_EXPORTS = {
+    "ACTIVATION_NAMES": "_activation",
+    "Activation": "_activation",
+    "activation": "_activation",
+    "x": "_activation",
+    "NotIntegrableError": "_expectation",
+    "evaluate_with_error": "_expectation",
+    "gaussian_expectation": "_expectation",
+    "is_exact": "_expectation",
+    "GaussianExpectation": "_node",
+    "ODESystem": "_ode_system",
+    "quadrature_expectation": "_quadrature",
+    "EscapeLaw": "_asymptotics",
+    "Linearization": "_asymptotics",
+    "HermiteExpansion": "_hermite",
+    "hermite_coefficients": "_hermite",
+    "LoRAModel": "_model",
+    "EscapeResult": "_integrate",
+    "IntegrationResult": "_integrate",
+    "fit_escape_slope": "_integrate",
+    "EscapeSlope": "_sgd",
+    "ODEComparison": "_sgd",
+    "SGDResult": "_sgd",
+    "compare_with_ode": "_sgd",
+    "escape_slope": "_sgd",
+    "simulate_sgd": "_sgd",
+}
 
 __all__ = [
     "ACTIVATION_NAMES",
     "Activation",
-    "GaussianExpectation",
-    "NotIntegrableError",
-    "ODESystem",
-    "activation",
-    "evaluate_with_error",
-    "quadrature_expectation",
-    "gaussian_expectation",
-    "is_exact",
-    "x",
-]
-
-from ._asymptotics import EscapeLaw, Linearization  # noqa: E402
-from ._hermite import HermiteExpansion, hermite_coefficients  # noqa: E402
-from ._model import LoRAModel  # noqa: E402
-from ._integrate import EscapeResult, IntegrationResult, fit_escape_slope  # noqa: E402
-from ._sgd import EscapeSlope, ODEComparison, SGDResult, compare_with_ode, escape_slope, simulate_sgd  # noqa: E402
-
-__all__ += [
     "EscapeLaw",
     "EscapeResult",
     "EscapeSlope",
+    "GaussianExpectation",
     "HermiteExpansion",
     "IntegrationResult",
     "Linearization",
     "LoRAModel",
+    "NotIntegrableError",
     "ODEComparison",
+    "ODESystem",
     "SGDResult",
+    "activation",
     "compare_with_ode",
     "escape_slope",
+    "evaluate_with_error",
     "fit_escape_slope",
+    "gaussian_expectation",
     "hermite_coefficients",
+    "is_exact",
+    "quadrature_expectation",
     "simulate_sgd",
+    "x",
 ]
+
+
+def __getattr__(name):
+    try:
+        module_name = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'symlora' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,4 @@
-r"""Small-overlap asymptotics (MODEL.md section 3).
+r"""Small-overlap asymptotics (docs/theory.md §4).
 
 At the uninformative fixed point ``m = u = 0`` the linearised dynamics, in
 units of ``η``, is ``d/dt (m, u) = [[0, a], [a, -b]] (m, u)`` with the
@@ -52,7 +52,7 @@ class Linearization:
     Attributes
     ----------
     a, b : sympy.Expr
-        Coupling and damping of MODEL.md section 3, functions of ``mu``
+        Coupling and damping of docs/theory.md §4, functions of ``mu``
         (and ``mu_perp``), in units of ``η``.  For general pre-training ``a``
         is the effective coupling ``sqrt(α² + β²)`` of the ``m`` and ``s``
         directions (see Notes of :func:`linearize`).
@@ -371,13 +371,36 @@ class EscapeLaw:
     derivation: str
     log_factor: bool = False
 
-    def __str__(self):
+    def summary(self) -> str:
+        """One line: the law, its prefactor exact when short and always rounded to 6 digits."""
+        if self.kind == "none":
+            return "no escape"
+        value = f"{float(sp.N(self.prefactor)):.6g}"
+        shape = " · log d" if self.kind == "log" else f" · d^({self.exponent})" + (" · log d" if self.log_factor else "")
+        exact = sp.sstr(self.prefactor)
+        # closed forms of erf pairs run to hundreds of characters: those are shown by value only
+        if self.prefactor.atoms(sp.Float) or len(exact) > 40 or exact == value:
+            return f"t_esc ≈ {value}{shape}"
+        exact = f"({exact})" if self.prefactor.is_Add else exact
+        return f"t_esc ≈ {exact}{shape} ≈ {value}{shape}"
+
+    __str__ = summary
+
+    def __repr__(self):
+        return f"EscapeLaw({self.kind!r}: {self.summary()})"
+
+    def _repr_latex_(self):
+        if self.kind == "none":
+            return r"$\text{no escape}$"
+        if self.prefactor.atoms(sp.Float) or len(sp.sstr(self.prefactor)) > 40:
+            pre = f"{float(sp.N(self.prefactor)):.6g}"
+        else:
+            pre = sp.latex(self.prefactor)
+            pre = rf"\left({pre}\right)" if self.prefactor.is_Add else pre
         if self.kind == "log":
-            return f"t_esc ≈ ({self.prefactor}) · log d ≈ {float(sp.N(self.prefactor)):.6g} · log d"
-        if self.kind == "power":
-            log = " · log d" if self.log_factor else ""
-            return f"t_esc ≈ ({self.prefactor}) · d^({self.exponent}){log}"
-        return "no escape"
+            return rf"$t_{{\mathrm{{esc}}}} \approx {pre}\,\log d$"
+        log = r"\,\log d" if self.log_factor else ""
+        return rf"$t_{{\mathrm{{esc}}}} \approx {pre}\, d^{{{sp.latex(self.exponent)}}}{log}$"
 
 
 def escape_law(model, mu) -> EscapeLaw:

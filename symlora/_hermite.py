@@ -1,7 +1,7 @@
 r"""Variance-adapted Hermite coefficients of activations.
 
 For ``X ~ N(0, Q)`` and ``He_k^[Q](x) = Q^{k/2} He_k(x/√Q)`` the coefficients
-are ``f_k^[Q] = E[f(X) He_k^[Q](X)]`` (MODEL.md section 2), so that
+are ``f_k^[Q] = E[f(X) He_k^[Q](X)]`` (docs/theory.md §3), so that
 ``f = Σ_k f_k^[Q] He_k^[Q] / (k! Q^k)`` in ``L²(N(0, Q))`` and Mehler's
 formula reads ``E[f(X) g(Y)] = Σ_k f_k^[Q] g_k^[T] R^k / (k! Q^k T^k)``.
 

@@ -3,7 +3,7 @@
 The output compiles with plain ``pdflatex`` (``article`` + ``amsmath``):
 long sums are broken over lines inside ``align*`` environments, and the
 ODE is written in terms of four expectations defined separately, as in
-MODEL.md section 2.
+docs/theory.md §3.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 r"""LoRAModel: the frozen description of the learning problem and its ODE.
 
-The derivation follows MODEL.md section 2.  Every expectation the ODE needs
+The derivation follows docs/theory.md §3.  Every expectation the ODE needs
 is a two-dimensional Gaussian expectation over ``(λ, ν)`` with covariance
 ``[[Q, R], [R, 1]]``; the other Gaussian fields (``ζ = v·x``, ``w⊥·x``)
 enter only linearly and are removed by Stein's lemma,
@@ -52,7 +52,7 @@ def _check_parameter(value, name, *, positive=False, nonnegative=False, integer=
 
 @dataclass(frozen=True)
 class LoRAModel:
-    """Rank-``r`` LoRA fine-tuning of a single-index model (MODEL.md section 1).
+    """Rank-``r`` LoRA fine-tuning of a single-index model (docs/theory.md §2).
 
     Parameters
     ----------
@@ -326,7 +326,7 @@ class LoRAModel:
     # ------------------------------------------------------------ asymptotics
 
     def linearization(self):
-        """Linearisation at the uninformative fixed point (MODEL.md section 3).
+        """Linearisation at the uninformative fixed point (docs/theory.md §4).
 
         Returns
         -------

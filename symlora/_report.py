@@ -25,6 +25,7 @@ import sympy as sp
 
 from ._integrate import fit_escape_slope
 from ._sgd import compare_with_ode, escape_slope, simulate_sgd
+from ._theory import THEORY_FILE, copy_theory, section_link
 from .models import DEFAULT_PAIRS, model as pair_model
 
 __all__ = ["reproduce"]
@@ -100,6 +101,7 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
         (out / "tex").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OSError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    copy_theory(out)
     labels = list(DEFAULT_PAIRS) if pairs is None else list(pairs)
     for label in labels:
         if label not in DEFAULT_PAIRS:
@@ -113,7 +115,9 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     lines = ["# symlora reproduction report", ""]
     lines.append(
         "Aligned rank-1 LoRA, one-pass SGD, learning rate η/d with η = 1, batch 1, no label noise "
-        "(MODEL.md). τ is in units of 1/η; escape from m0 ~ d^(-1/2) takes about (τ/(2η)) log d."
+        f"({section_link(2, 'theory §2')}). τ is in units of 1/η; escape from m0 ~ d^(-1/2) takes about "
+        f"(τ/(2η)) log d ({section_link(5, 'theory §5')}). The theory document is copied beside this report "
+        f"as [{THEORY_FILE}]({THEORY_FILE})."
     )
     lines.append("")
 
@@ -135,7 +139,8 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     index = ["# LaTeX exports", "", "| pair | student | teacher | ODE | file |", "|---|---|---|---|---|"]
     index += [f"| {r[0]} | `{r[1]}` | `{r[2]}` | {r[3]} | [{r[7]}]({Path(r[7]).name}) |" for r in derivation_rows]
     (out / "tex" / "index.md").write_text("\n".join(index) + "\n")
-    lines += ["## Derived systems", "", "| pair | student | teacher | expectations | derive (s) | a(μ) | b(μ) |",
+    lines += ["## Derived systems", "", f"ODEs as in {section_link(3)}, a and b as in {section_link(4)}.", "",
+              "| pair | student | teacher | expectations | derive (s) | a(μ) | b(μ) |",
               "|---|---|---|---|---|---|---|"]
     lines += [f"| {r[0]} | `{r[1]}` | `{r[2]}` | {r[3]} | {r[4]} | `{r[5]}` | `{r[6]}` |" for r in derivation_rows]
     lines.append("")
@@ -173,6 +178,7 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
             crit_rows.append((label, sp.sstr(root), f"{float(sp.N(root)):.12g}", law.kind, str(law)))
     _write_csv(out / "critical_mu.csv", ["pair", "mu_c", "mu_c_numeric", "law", "statement"], crit_rows)
     lines += ["## Critical μ (zeros of a(μ) in [0, 1]) and escape laws there", "",
+              f"See {section_link(5, 'theory §5.3')} and, for the finite-d picture, {section_link(6)}.", "",
               "| pair | μc | law |", "|---|---|---|"]
     lines += [f"| {r[0]} | {r[2]} | {r[4]} |" for r in crit_rows]
     lines += ["", "Where a = 0 the line u = 0 is invariant for the d → ∞ ODE (see `symlora derive`); "
@@ -205,7 +211,7 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
         bar.step(f"ODE escape {label}")
     _write_csv(out / "escape_ode.csv", ["pair", "mu", "tau", "slope", "relative_error", "status"], ode_rows)
     lines += [f"## Escape law by ODE integration (μ = {mu_check}, ε = 1e-3 … 1e-6)", "",
-              "Slope of T(ε) against log(1/ε) vs τ/η. Runs stuck on a plateau below |m| = 0.5 are "
+              f"Slope of T(ε) against log(1/ε) vs τ/η ({section_link(7, 'theory §7.3')}). Runs stuck on a plateau below |m| = 0.5 are "
               "reported as censored, not slow.", "", "| pair | τ | slope | relative error | status |",
               "|---|---|---|---|---|"]
     lines += [f"| {r[0]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} |" for r in ode_rows]
@@ -243,7 +249,8 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
                                         "predicted_slope"], sgd_rows)
     lines += [f"## Escape law by finite-d SGD (μ = {mu_check}, {seeds} seeds per d, m0 = d^(-1/2))", "",
               "Starting every run at m0 = d^(-1/2) keeps log(1/m0) = (log d)/2, the quantity the law is about, "
-              "and removes the spread of a uniform start; u0 = 0 and the SGD noise are those of the real model.", "",
+              "and removes the spread of a uniform start; u0 = 0 and the SGD noise are those of the real model "
+              f"({section_link(7, 'theory §7.4')}; the O(1) offset is explained in {section_link(6)}).", "",
               "| pair | d | mean escape time | s.e.m. | censored | slope | predicted τ/(2η) |",
               "|---|---|---|---|---|---|---|"]
     lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} ± {r[6]} | {r[7]} |" for r in sgd_rows]
@@ -278,7 +285,7 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     bar.close()
     lines += ["## Trajectories: ODE vs SGD after alignment", "",
               f"Four SGD runs at d = {d_traj}; the ODE is started from each run's state when |m| first reaches 0.1 "
-              "(MODEL.md section 4).", "", "![trajectories](trajectories.png)", "",
+              f"({section_link(7, 'theory §7.4')}).", "", "![trajectories](trajectories.png)", "",
               "## τ(μ)", "", "![tau](tau.png)", "",
               f"Files: `tau.csv`, `critical_mu.csv`, `escape_ode.csv`, `escape_sgd.csv`, `tex/` "
               f"(index in `tex/index.md`). Total time {time.perf_counter() - started:.1f} s"

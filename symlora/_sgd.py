@@ -1,4 +1,4 @@
-r"""One-pass SGD of the real LoRA model at finite ``d`` (MODEL.md section 1).
+r"""One-pass SGD of the real LoRA model at finite ``d`` (docs/theory.md §2).
 
 By rotational invariance the teacher direction is ``w* = e_1`` and, for
 general pre-training, ``w⊥ = e_2``.  Two simulators of the same process:
@@ -766,7 +766,7 @@ def _ode_model_and_parameters(model, result):
 def compare_with_ode(model, result, align=0.1, horizon=None) -> ODEComparison:
     r"""Integrate the ODE from each run's state when ``|m|`` first reaches ``align``.
 
-    MODEL.md section 4: the ODE started from a run's own ``m0`` with
+    docs/theory.md §7: the ODE started from a run's own ``m0`` with
     ``u0 = 0`` over-predicts its escape time by an ``O(1)`` constant (``u``
     fluctuates at order ``d^{-1/2}`` at ``t = 0``, a random shift of the
     starting overlap); after alignment the trajectories agree to

@@ -1,4 +1,4 @@
-"""The symbols of MODEL.md, defined once.
+"""The symbols of docs/theory.md §1.6, defined once.
 
 States (summary statistics): ``m = v·w*``, ``u`` (adapter scale); general
 pre-training adds ``s = v·w⊥``; rank 2 has ``m1, m2, u1, u2, q12 = v1·v2``.

@@ -208,7 +208,7 @@ def test_known_closed_forms():
 
 
 def test_stein_lemma_identity():
-    # E[ζ F(λ, ν)] = Cov(ζ, λ) E[∂_λ F] + Cov(ζ, ν) E[∂_ν F] (MODEL.md section 2), exactly
+    # E[ζ F(λ, ν)] = Cov(ζ, λ) E[∂_λ F] + Cov(ζ, ν) E[∂_ν F] (docs/theory.md §3), exactly
     cov = cov3(MU, U, M)
     for F in (sp.erf(lam) * sp.erf(nu), relu(lam) * H(nu), lam**3 * sp.erf(nu)):
         lhs = exact(zeta * F, [lam, nu, zeta], cov)

@@ -1,4 +1,4 @@
-"""LoRAModel: ODE derivation and small-overlap asymptotics (MODEL.md sections 2-3)."""
+"""LoRAModel: ODE derivation and small-overlap asymptotics (docs/theory.md §3-4)."""
 
 import mpmath
 import numpy as np
@@ -56,7 +56,7 @@ def test_hermite_pairs_exact_and_critical_mu():
 
 
 def _reference_ab(sigma, dsigma, d2sigma, teacher, mu_value):
-    """a, b of MODEL.md section 3 by mpmath.quad with hand-written derivatives."""
+    """a, b of docs/theory.md §4 by mpmath.quad with hand-written derivatives."""
     mpmath.mp.dps = 30
     mu_value = mpmath.mpf(mu_value)
 

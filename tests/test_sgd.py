@@ -170,7 +170,7 @@ def test_full_and_reduced_simulate_the_same_process(relu):
 
 
 def _exact_linear_ode(m0, u0, t, mu, eta=1.0, B=1, delta=0.0):
-    """MODEL.md section 2 for σ = σ* = x, aligned rank 1, by scipy."""
+    """docs/theory.md §3 for σ = σ* = x, aligned rank 1, by scipy."""
     from scipy.integrate import solve_ivp
 
     def rhs(_, y):
@@ -185,7 +185,7 @@ def _exact_linear_ode(m0, u0, t, mu, eta=1.0, B=1, delta=0.0):
 
 
 def test_model_ode_matches_the_exact_linear_ode(linear):
-    # guards the comparison below: model.integrate is MODEL.md's ODE
+    # guards the comparison below: model.integrate is the ODE of docs/theory.md §3
     t = np.linspace(0, 5, 11)
     sol = linear.integrate(0.5, 0.1, 0.2, 5.0, t_eval=t)
     exact = _exact_linear_ode(0.1, 0.2, t, 0.5)
@@ -265,7 +265,7 @@ def test_escape_time_grows_like_tau_over_two_eta_log_d(student, mu, ds, seeds):
 
 
 def test_relu_escapes_twice_as_slowly_as_linear(linear, relu):
-    # τ_ReLU = 2 τ_x exactly (MODEL.md section 3), so at equal d the log d part doubles
+    # τ_ReLU = 2 τ_x exactly (docs/theory.md §4), so at equal d the log d part doubles
     assert float(relu.tau(0.5)) == pytest.approx(2 * float(linear.tau(0.5)))
 
 

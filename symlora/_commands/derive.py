@@ -1,16 +1,25 @@
-"""``symlora derive``: the ODE system and its linearisation, readable."""
+"""``symlora derive``: the ODE system and its linearisation, as text, JSON or LaTeX.
+
+Quadrature nodes (Gaussian expectations without a closed form) are long; the
+text and JSON formats name each distinct node once (``E1``, ``E2``, ...) and
+list its integrand and covariance separately, and text lines are wrapped at
+:data:`WIDTH` characters.
+"""
 
 from __future__ import annotations
 
 import argparse
-
-import sympy as sp
+import textwrap
 
 from ._common import add_model_arguments, build_model
 
+#: Longest line of the text format.
+WIDTH = 100
+
 EXAMPLE = """examples:
   symlora derive --student erf
-  symlora derive --student x --teacher 'x**2'
+  symlora derive --student x --teacher 'x**2' --format json
+  symlora derive --student tanh --format latex > tanh.tex
   symlora derive --student relu --pretraining general"""
 
 
@@ -18,39 +27,154 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "derive",
         help="print the ODE system of the summary statistics and its linearisation",
-        description="Derive the expected-gradient ODEs (MODEL.md section 2) and the linearisation "
-        "at the uninformative fixed point (section 3) for a student/teacher pair.",
+        description="Derive the expected-gradient ODEs (docs/theory.md §3) and the linearisation "
+        "at the uninformative fixed point (§4) for a student/teacher pair.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser, pretraining=True)
+    parser.add_argument("--format", choices=("text", "json", "latex"), default="text",
+                        help="text: readable, lines of at most 100 characters, quadrature nodes named E1, E2, ...; "
+                             "json: the same content as SymPy strings; latex: a standalone document (default text)")
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    model = build_model(args)
-    print(f"# {model.name}; eta = {model.lr}, B = {model.batch}, Delta = {model.noise}")
-    print(f"# expectations: {'exact closed forms' if model.exact else 'contain numeric quadrature nodes E[...]'}")
-    print("Auxiliary overlaps:")
-    for symbol, value in model.overlaps().items():
-        print(f"  {symbol} = {sp.sstr(value)}")
-    print("Expectations (G = (sigma(lambda) - sigma*(nu)) sigma'(lambda)):")
-    for name, value in model.expectations().items():
-        print(f"  {name} = {sp.sstr(value)}")
-    print("ODE (t = steps/d):")
-    for state, rhs in model.ode(in_terms_of_QR=True).items():
-        print(f"  d{state}/dt = {sp.sstr(rhs)}")
+def _abbreviate_nodes(exprs):
+    """Replace every quadrature node in ``exprs`` by a symbol ``E1, E2, ...``.
+
+    Returns the rewritten expressions and ``{name: node}`` in order of first use.
+    """
+    import sympy as sp
+
+    from .._node import GaussianExpectation
+
+    names = {}
+    for expr in exprs:
+        for node in sorted(sp.sympify(expr).atoms(GaussianExpectation), key=sp.default_sort_key):
+            names.setdefault(node, sp.Symbol(f"E{len(names) + 1}"))
+    rewritten = [sp.sympify(e).xreplace(names) for e in exprs]
+    return rewritten, {str(symbol): node for node, symbol in names.items()}
+
+
+def derivation(model) -> dict:
+    """The derivation of ``model`` as SymPy strings (the JSON payload)."""
+    import sympy as sp
+
     lin = model.linearization()
-    print("Linearisation at the fixed point " + ", ".join(f"{k} = {v}" for k, v in lin.fixed_point.items()) + ":")
-    print(f"  a(mu) = {sp.sstr(lin.a)}")
-    print(f"  b(mu) = {sp.sstr(lin.b)}")
-    print(f"  tau(mu) = {sp.sstr(lin.tau)}")
-    print(f"  Jacobian = {sp.sstr(lin.jacobian.tolist())}")
+    overlaps = model.overlaps()
+    expectations = model.expectations()
+    ode = model.ode(in_terms_of_QR=True)
+    jacobian = lin.jacobian.tolist()
+    flat = (list(overlaps.values()) + list(expectations.values()) + list(ode.values())
+            + [lin.a, lin.b] + [entry for row in jacobian for entry in row])
+    rewritten, nodes = _abbreviate_nodes(flat)
+    it = iter(rewritten)
+    take = lambda mapping: {str(k): sp.sstr(next(it)) for k in mapping}  # noqa: E731
+    payload = {
+        "model": {
+            "student": model.student.name,
+            "teacher": model.teacher.name,
+            "pretraining": model.pretraining,
+            "rank": model.rank,
+            "lr": sp.sstr(model.lr),
+            "batch": sp.sstr(model.batch),
+            "noise": sp.sstr(model.noise),
+        },
+        "exact": model.exact,
+        "states": [str(s) for s in model.states],
+        "parameters": [str(p) for p in model.parameters],
+        "time": "t = steps/d, learning rate eta/d (docs/theory.md §1.4)",
+        "overlaps": take(overlaps),
+        "expectations": take(expectations),
+        "ode": take(ode),
+    }
+    a, b = sp.sstr(next(it)), sp.sstr(next(it))
+    payload["linearization"] = {
+        "fixed_point": {str(k): sp.sstr(v) for k, v in lin.fixed_point.items()},
+        "a": a,
+        "b": b,
+        "tau": "(b + sqrt(b**2 + 4*a**2))/(2*a**2)",
+        "units": "a, b in units of eta; tau in units of 1/eta (docs/theory.md §1.5)",
+        "jacobian": [[sp.sstr(next(it)) for _ in row] for row in jacobian],
+    }
+    payload["critical_mu"] = None
+    payload["critical_mu_note"] = "derived for aligned pre-training, rank 1 only"
     if model.pretraining == "aligned" and model.rank == 1:
         try:
             roots = model.critical_mu((0, 1))
         except ValueError as exc:
-            print(f"  critical mu in [0, 1]: {exc}")
+            payload["critical_mu_note"] = str(exc)
         else:
-            print("  critical mu in [0, 1] (a = 0): " + (", ".join(sp.sstr(r) for r in roots) or "none"))
+            # exact roots stay exact; numeric ones (sympy.Float) get 12 significant digits
+            payload["critical_mu"] = [f"{float(r):.12g}" if r.is_Float else sp.sstr(r) for r in roots]
+            payload["critical_mu_note"] = "zeros of a(mu) in [0, 1] (docs/theory.md §5.3)"
+    payload["nodes"] = {
+        name: {
+            "integrand": sp.sstr(node.integrand.expr),
+            "variables": [str(v) for v in node.variables],
+            "covariance": [[sp.sstr(c) for c in row] for row in node.covariance.tolist()],
+        }
+        for name, node in nodes.items()
+    }
+    return payload
+
+
+def _wrapped(label: str, text: str, indent: str = "  ") -> list:
+    # SymPy puts spaces around + and -, so breaking at spaces keeps terms whole
+    return textwrap.wrap(f"{label}{text}", width=WIDTH, initial_indent=indent,
+                         subsequent_indent=indent + "    ", break_on_hyphens=False)
+
+
+def format_text(payload: dict) -> str:
+    """The readable form of :func:`derivation` (no line longer than :data:`WIDTH`)."""
+    spec = payload["model"]
+    lines = [f"# {spec['student']} / {spec['teacher']}, {spec['pretraining']}, rank {spec['rank']}; "
+             f"eta = {spec['lr']}, B = {spec['batch']}, Delta = {spec['noise']}"]
+    lines.append("# expectations: " + ("exact closed forms" if payload["exact"]
+                                       else "contain numeric quadrature nodes E1, E2, ... (listed at the end)"))
+    lines.append("Auxiliary overlaps:")
+    for name, value in payload["overlaps"].items():
+        lines += _wrapped(f"{name} = ", value)
+    lines.append("Expectations (G = (sigma(lambda) - sigma*(nu)) sigma'(lambda)):")
+    for name, value in payload["expectations"].items():
+        lines += _wrapped(f"{name} = ", value)
+    lines.append("ODE (t = steps/d, learning rate eta/d):")
+    for state, value in payload["ode"].items():
+        lines += _wrapped(f"d{state}/dt = ", value)
+    lin = payload["linearization"]
+    fixed = ", ".join(f"{k} = {v}" for k, v in lin["fixed_point"].items())
+    lines.append(f"Linearisation at the fixed point {fixed} (rates in units of eta):")
+    lines += _wrapped("a(mu) = ", lin["a"])
+    lines += _wrapped("b(mu) = ", lin["b"])
+    lines += _wrapped("tau(mu) = ", lin["tau"] + "   (units of 1/eta)")
+    lines.append("  Jacobian (rows):")
+    for row in lin["jacobian"]:
+        lines += _wrapped("", "[" + ", ".join(row) + "]", indent="    ")
+    if payload["critical_mu"] is not None:
+        lines += _wrapped("critical mu in [0, 1] (a = 0): ", ", ".join(payload["critical_mu"]) or "none")
+    elif payload["critical_mu_note"]:
+        lines += _wrapped("critical mu: ", payload["critical_mu_note"])
+    if payload["nodes"]:
+        lines.append("Quadrature nodes (Gaussian expectations without closed form, evaluated numerically):")
+        for name, node in payload["nodes"].items():
+            variables = ", ".join(node["variables"])
+            lines += _wrapped(f"{name} = E[", f"{node['integrand']}]")
+            cov = "[" + ", ".join("[" + ", ".join(row) + "]" for row in node["covariance"]) + "]"
+            lines += _wrapped("", f"over ({variables}) ~ N(0, {cov})", indent="      ")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    model = build_model(args)
+    fmt = getattr(args, "format", "text")
+    if fmt == "latex":
+        print(model.to_latex())
+        return 0
+    payload = derivation(model)
+    if fmt == "json":
+        import json
+
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print(format_text(payload))
     return 0

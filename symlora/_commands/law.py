@@ -1,0 +1,157 @@
+"""``symlora law``: critical μ and escape-time laws of a student/teacher pair."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import textwrap
+
+from ._common import add_model_arguments, build_model, mu_list
+
+#: Longest line of the text format.
+WIDTH = 100
+#: At most this many values of --mu (each law is a symbolic computation).
+MAX_MU = 20
+
+EXAMPLE = """examples:
+  symlora law --student relu
+  symlora law --student x --teacher 'x**2' --mu 0.25,0.5
+  symlora law --student He3 --format json"""
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "law",
+        help="critical mu (zeros of a) and the escape-time law at given mu",
+        description="For aligned rank-1 LoRA: the coupling a(mu) and damping b(mu) of the linearisation "
+        "(docs/theory.md §4), the behaviour of tau as mu -> 0 and mu -> 1, the critical pre-training "
+        "strengths in [0, 1] where a vanishes with the escape law there (§5.3), and the leading escape-time "
+        "law at each --mu (§5.1: t_esc ≈ (tau/(2 eta)) log d where a != 0).",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--mu", type=mu_list, default=None, metavar="MU",
+                        help=f"pre-training strengths for the law: 0.5 or 0.1,0.5 or start:stop:num "
+                             f"(at most {MAX_MU} values)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(func=run)
+
+
+def _number(expr):
+    """A float for JSON (None when not a finite real number)."""
+    import sympy as sp
+
+    try:
+        value = float(sp.N(expr, 17))
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _law_payload(law) -> dict:
+    import sympy as sp
+
+    exact = law.prefactor is not None and not law.prefactor.is_Float and not law.prefactor.atoms(sp.Float)
+    return {
+        "kind": law.kind,
+        "prefactor": None if law.prefactor is None else _number(law.prefactor),
+        "prefactor_exact": sp.sstr(law.prefactor) if exact else None,
+        "exponent": None if law.exponent is None else sp.sstr(law.exponent),
+        "log_factor": law.log_factor,
+        "statement": law.summary(),
+        "derivation": law.derivation,
+    }
+
+
+def laws(model, mu_values=None) -> dict:
+    """Everything ``symlora law`` prints, as JSON-ready data."""
+    import sympy as sp
+
+    lin = model.linearization()
+    limits = model.tau_limits()
+    payload = {
+        "student": model.student.name,
+        "teacher": model.teacher.name,
+        "lr": _number(model.lr),
+        "batch": int(model.batch),
+        "noise": _number(model.noise),
+        "a": sp.sstr(lin.a),
+        "b": sp.sstr(lin.b),
+        "units": "a, b in units of eta; tau in units of 1/eta; t = steps/d (docs/theory.md §1)",
+        "tau_limits": {
+            label: {"point": int(law["point"]), "law": law["law"],
+                    "coefficient": _number(law["coefficient"]),
+                    "exponent": None if law["exponent"] is None else int(law["exponent"])}
+            for label, law in limits.items()
+        },
+        "critical_mu": [],
+        "laws": [],
+    }
+    for root in model.critical_mu((0, 1)):
+        entry = {"mu": f"{float(root):.12g}" if root.is_Float else sp.sstr(root), "mu_numeric": _number(root)}
+        entry.update(_law_payload(model.escape_law(root)))
+        payload["critical_mu"].append(entry)
+    for mu in [] if mu_values is None else mu_values:
+        mu = float(mu)
+        tau = float(model.tau(mu))
+        entry = {"mu": mu, "tau": tau if math.isfinite(tau) else None}
+        entry.update(_law_payload(model.escape_law(mu)))
+        payload["laws"].append(entry)
+    return payload
+
+
+def _wrap(text, indent="  "):
+    return textwrap.wrap(text, width=WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False)
+
+
+def _law_line(entry) -> str:
+    if entry["kind"] == "none":
+        return "no escape law (see why)"
+    if entry["kind"] == "log":
+        return f"{entry['statement']}  (log d law, slope tau/(2 eta))"
+    return f"{entry['statement']}  (power law, a finite-d heuristic)"
+
+
+def format_text(payload) -> str:
+    lines = [f"# {payload['student']} / {payload['teacher']}, aligned, rank 1; eta = {payload['lr']:g}, "
+             f"B = {payload['batch']}, Delta = {payload['noise']:g}; a, b in units of eta, tau of 1/eta"]
+    lines += _wrap(f"a(mu) = {payload['a']}", "")
+    lines += _wrap(f"b(mu) = {payload['b']}", "")
+    for label, limit in payload["tau_limits"].items():
+        lines += _wrap(f"tau as mu -> {limit['point']}: {limit['law']}", "")
+    if payload["critical_mu"]:
+        lines.append("critical mu in [0, 1] (a = 0, docs/theory.md §5.3):")
+        for entry in payload["critical_mu"]:
+            mu = entry["mu"] if entry["mu"] == f"{entry['mu_numeric']:.12g}" else \
+                f"{entry['mu']} ≈ {entry['mu_numeric']:.12g}"
+            lines += _wrap(f"mu = {mu}: {_law_line(entry)}")
+            lines += _wrap(f"why: {entry['derivation']}", "      ")
+    else:
+        lines.append("critical mu in [0, 1] (a = 0): none")
+    for entry in payload["laws"]:
+        lines.append(f"escape law at mu = {entry['mu']:g} (tau = {entry['tau']:.6g}):"
+                     if entry["tau"] is not None else f"escape law at mu = {entry['mu']:g}:")
+        lines += _wrap(_law_line(entry))
+        if entry["kind"] != "log":
+            lines += _wrap(f"why: {entry['derivation']}", "      ")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from ..cli import CommandError
+
+    if args.mu is not None and len(args.mu) > MAX_MU:
+        raise CommandError(f"--mu has {len(args.mu)} values; the law command takes at most {MAX_MU}")
+    model = build_model(args)
+    payload = laws(model, args.mu)
+    if args.format == "json":
+        import json
+
+        from ..cli import _jsonable
+
+        print(json.dumps(_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False))
+    else:
+        print(format_text(payload))
+    return 0

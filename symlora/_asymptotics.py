@@ -81,7 +81,12 @@ class Linearization:
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __repr__(self):
-        return f"Linearization({self.model_name}: a = {self.a}, b = {self.b})"
+        def short(expr, width=60):
+            # closed forms of erf pairs or quadrature nodes run to hundreds of characters
+            text = sp.sstr(expr)
+            return text if len(text) <= width else f"{text[:width - 1]}… ({len(text)} characters)"
+
+        return f"Linearization({self.model_name}: a = {short(self.a)}, b = {short(self.b)})"
 
     def to_latex(self) -> str:
         """``align*`` body with ``a``, ``b`` and ``τ``."""
@@ -230,7 +235,9 @@ def linearize(model) -> Linearization:
             fixed = {S.m: 0, S.u: 0}
     disc = sp.sqrt(b**2 + 4 * a**2)
     tau = (b + disc) / (2 * a**2)
-    if is_exact(a) and is_exact(b):
+    # simplify short closed forms only: for erf-type pairs simplify() spends a
+    # second on tau and does not shorten it (a and b stay exact either way)
+    if is_exact(a) and is_exact(b) and sp.count_ops(tau) <= 40:
         tau = _simplify(tau)
     return Linearization(
         a=a,

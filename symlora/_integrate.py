@@ -60,6 +60,19 @@ class IntegrationResult:
     def __getitem__(self, name):
         return self.states[name]
 
+    def _summary(self) -> str:
+        shape = next(iter(self.states.values())).shape[:-1] if self.states else ()
+        batch = f"batch {shape}, " if shape else ""
+        span = f"{self.t.size} times in [{self.t[0]:.4g}, {self.t[-1]:.4g}]" if self.t.size else "no times"
+        outcome = "success" if self.success else f"failed: {self.message}"
+        return f"{outcome}; {batch}{span}; states {', '.join(self.states)}"
+
+    def __repr__(self):
+        return f"IntegrationResult({self._summary()})"
+
+    def _repr_latex_(self):
+        return rf"$\text{{IntegrationResult: {_latex_text(self._summary())}}}$"
+
 
 @dataclass(frozen=True)
 class EscapeResult:
@@ -89,6 +102,28 @@ class EscapeResult:
     @property
     def escaped(self) -> np.ndarray:
         return self.status == "escaped"
+
+    def _summary(self) -> str:
+        status = np.asarray(self.status).ravel()
+        counts = ", ".join(f"{int(np.sum(status == s))} {s}" for s in dict.fromkeys(status.tolist()))
+        times = np.asarray(self.time, dtype=float).ravel()
+        finite = times[np.isfinite(times)]
+        span = f"t_esc from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no escape"
+        return (f"{status.size} run{'s' if status.size != 1 else ''}: {counts}; {span}; "
+                f"threshold {self.threshold:g}, t_max {self.t_max:.4g}")
+
+    def __repr__(self):
+        return f"EscapeResult({self._summary()})"
+
+    def _repr_latex_(self):
+        return rf"$\text{{EscapeResult: {_latex_text(self._summary())}}}$"
+
+
+def _latex_text(text: str) -> str:
+    # plain text inside \text{...}: escape LaTeX's special characters
+    for char in "\\&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def _named(mapping, symbols, what, required):
@@ -392,7 +427,8 @@ def fit_escape_slope(eps, times):
     Returns
     -------
     (float, float)
-        Slope and its standard error (0 with two points).
+        Slope and its standard error; the error is ``nan`` with two points
+        (a line through two points has no residual to estimate it from).
 
     Raises
     ------
@@ -413,5 +449,5 @@ def fit_escape_slope(eps, times):
         sigma2 = float(np.sum((y - design @ coef) ** 2)) / dof
         stderr = float(np.sqrt(sigma2 / np.sum((x - x.mean()) ** 2)))
     else:
-        stderr = 0.0
+        stderr = float("nan")
     return float(coef[0]), stderr

@@ -15,10 +15,9 @@ enter only linearly and are removed by Stein's lemma,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import sympy as sp
 
+from . import _diskcache
 from . import _symbols as S
 from ._activation import Activation, activation
 from ._expectation import gaussian_expectation, is_exact
@@ -27,6 +26,10 @@ from ._ode_system import ODESystem
 __all__ = ["LoRAModel"]
 
 _PRETRAINING = ("aligned", "general")
+
+# Results worth keeping across processes (symlora._diskcache): the symbolic
+# derivation proper.  Everything else is cheap to rebuild from these.
+_ON_DISK = frozenset({"expectations", ("ode", False, False), ("ode", True, False), "linearization"})
 
 
 def _check_parameter(value, name, *, positive=False, nonnegative=False, integer=False):
@@ -50,45 +53,60 @@ def _check_parameter(value, name, *, positive=False, nonnegative=False, integer=
     return value
 
 
-@dataclass(frozen=True)
 class LoRAModel:
-    """Rank-``r`` LoRA fine-tuning of a single-index model (docs/theory.md §2).
+    r"""Rank-``r`` LoRA fine-tuning of a single-index model (docs/theory.md §2).
+
+    An immutable description of the learning problem; its methods derive the
+    ODE of the summary statistics (§3), the linearisation at the
+    uninformative fixed point (§4), the escape-time laws (§5), and integrate
+    or export the result. Derived results are computed once and kept, in
+    memory and on disk (see the package documentation of the cache).
 
     Parameters
     ----------
-    student : activation spec
-        ``σ``: anything :func:`symlora.activation` accepts.
-    teacher : activation spec, optional
+    student : str or sympy.Expr or Activation
+        ``σ``: a name (``"x"``, ``"relu"``, ``"erf"``, ``"tanh"``, ``"He3"``, ...)
+        or an expression in ``x`` (``"x**3 - 3*x"``); see
+        :func:`symlora.activation`.
+    teacher : same as ``student``, optional
         ``σ*``; ``None`` means the same as the student.
     pretraining : {"aligned", "general"}
-        ``w0 = μ w*`` or ``w0 = μ w* + μ⊥ w⊥``.
+        ``w0 = μ w*`` or ``w0 = μ w* + μ⊥ w⊥`` (§2.3).
     rank : {1, 2}
         LoRA rank (rank 2 with aligned pre-training).
-    lr : number or symbol
-        ``η`` (the learning rate is ``η/d``).
-    batch : number or symbol
-        ``B``.
-    noise : number or symbol
-        Label-noise variance ``Δ``.
+    lr : number or sympy.Symbol
+        ``η``; the SGD learning rate is ``η/d`` (§1.4).
+    batch : positive integer or sympy.Symbol
+        Batch size ``B``.
+    noise : number or sympy.Symbol
+        Label-noise variance ``Δ >= 0``.
+
+    Raises
+    ------
+    TypeError
+        A parameter of the wrong type (text for ``lr``, a float ``rank``, ...).
+    ValueError
+        An unknown activation or pre-training kind, a rank other than 1 or 2,
+        a non-positive ``lr`` or ``batch``, a negative ``noise``, or a student
+        whose derivative is a Dirac delta (``sign``).
 
     Examples
     --------
     >>> from symlora import LoRAModel
     >>> model = LoRAModel("x")
+    >>> model
+    LoRAModel('x')
     >>> model.linearization().a
     1 - mu
     >>> LoRAModel("relu").linearization().tau / LoRAModel("x").linearization().tau
     2
+    >>> LoRAModel("x", teacher="x**2", lr=0.5)
+    LoRAModel('x', teacher='x**2', lr=1/2)
     """
 
-    student: Activation
-    teacher: Activation
-    pretraining: str = "aligned"
-    rank: int = 1
-    lr: sp.Expr = sp.S.One
-    batch: sp.Expr = sp.S.One
-    noise: sp.Expr = sp.S.Zero
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    __module__ = "symlora"  # documented and shown as symlora.LoRAModel
+
+    _FIELDS = ("student", "teacher", "pretraining", "rank", "lr", "batch", "noise")
 
     def __init__(self, student, teacher=None, pretraining="aligned", rank=1, lr=1, batch=1, noise=0):
         student = activation(student)
@@ -108,7 +126,7 @@ class LoRAModel:
         object.__setattr__(self, "lr", _check_parameter(lr, "lr", positive=True))
         object.__setattr__(self, "batch", _check_parameter(batch, "batch", positive=True, integer=True))
         object.__setattr__(self, "noise", _check_parameter(noise, "noise", nonnegative=True))
-        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_cache", {})  # derived results, keyed by method and arguments
         if student.derivative(1).has(sp.DiracDelta):
             raise ValueError(
                 f"student {student.name!r} has a Dirac delta as derivative: its gradient vanishes "
@@ -119,14 +137,43 @@ class LoRAModel:
 
     @property
     def name(self) -> str:
+        """Short description: pair, pre-training kind and rank."""
         pair = self.student.name if self.teacher == self.student else f"{self.student.name} / {self.teacher.name}"
         return f"{pair}, {self.pretraining}, rank {self.rank}"
 
+    def __setattr__(self, name, value):
+        raise AttributeError(f"LoRAModel is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"LoRAModel is immutable: cannot delete {name!r}")
+
+    def _key(self):
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
     def __repr__(self):
+        args = [repr(self.student.name)]
+        if self.teacher != self.student:
+            args.append(f"teacher={self.teacher.name!r}")
+        defaults = {"pretraining": "aligned", "rank": 1, "lr": 1, "batch": 1, "noise": 0}
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            if value != default:
+                args.append(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}")
+        return f"LoRAModel({', '.join(args)})"
+
+    def _repr_latex_(self):
+        sigma, teacher = self.student.latex(), self.teacher.latex()
+        w0 = r"\mu w^*" if self.pretraining == "aligned" else r"\mu w^* + \mu_\perp w_\perp"
+        adapter = "u v" if self.rank == 1 else r"u_1 v_1 + u_2 v_2"
         return (
-            f"LoRAModel(student={self.student.name!r}, teacher={self.teacher.name!r}, "
-            f"pretraining={self.pretraining!r}, rank={self.rank}, lr={self.lr}, "
-            f"batch={self.batch}, noise={self.noise})"
+            rf"$\sigma(x) = {sigma},\ \sigma^*(x) = {teacher},\ w = {w0} + {adapter},\ "
+            rf"\text{{lr}} = {sp.latex(self.lr)}/d,\ B = {sp.latex(self.batch)},\ \Delta = {sp.latex(self.noise)}$"
         )
 
     @property
@@ -152,7 +199,13 @@ class LoRAModel:
 
     def _cached(self, key, builder):
         if key not in self._cache:
-            self._cache[key] = builder()
+            persistent = key in _ON_DISK
+            value = _diskcache.load(_diskcache.model_key(self, key)) if persistent else None
+            if value is None:
+                value = builder()
+                if persistent:
+                    _diskcache.store(_diskcache.model_key(self, key), value)
+            self._cache[key] = value
         return self._cache[key]
 
     def expectations(self) -> dict:
@@ -162,7 +215,7 @@ class LoRAModel:
         -------
         dict
             ``{"A_lambda": E[∂_λ G], "A_nu": E[∂_ν G], "G2": E[G²],
-            "S2": E[σ'(λ)²]}``, expressions in ``symlora._symbols.Q, R``
+            "S2": E[σ'(λ)²]}``, expressions in the symbols ``Q`` and ``R``
             (exact closed forms or containing quadrature nodes).
         """
 
@@ -226,12 +279,12 @@ class LoRAModel:
             ``{state: rhs}`` with the symbols, and ``{symbol: expectation in Q, R}``
             (``G2`` stands for ``E[G²] + Δ E[σ'(λ)²]``).
         """
-        rhs = self.ode(_structure=True)
+        rhs = self._ode(in_terms_of_QR=False, structure=True)
         exps = self.expectations()
         Al, An, G2 = sp.Symbol("A_lambda"), sp.Symbol("A_nu"), sp.Symbol("G2")
         return rhs, {Al: exps["A_lambda"], An: exps["A_nu"], G2: exps["G2"] + self.noise * exps["S2"]}
 
-    def ode(self, in_terms_of_QR: bool = False, _structure: bool = False) -> dict:
+    def ode(self, in_terms_of_QR: bool = False) -> dict:
         r"""Right-hand sides ``{state: d state/dt}`` (time ``t = steps/d``).
 
         Parameters
@@ -250,7 +303,11 @@ class LoRAModel:
             \dot m = -η u (1 - m^2)(μ A_λ + A_ν)
                      - \frac{η^2}{2B} u^2 m \left(E[G^2] + Δ E[σ'(λ)^2]\right).
         """
-        key = ("ode", in_terms_of_QR, _structure)
+        return self._ode(in_terms_of_QR, structure=False)
+
+    def _ode(self, in_terms_of_QR, structure):
+        # structure=True: right-hand sides in the expectation symbols A_lambda, A_nu, G2
+        key = ("ode", in_terms_of_QR, structure)
 
         def build():
             exps = self.expectations()
@@ -286,7 +343,7 @@ class LoRAModel:
                 m, u = S.m, S.u
                 rhs[m] = -eta * u * (1 - m**2) * (mu * Al + An) - noise_rate * u**2 * m
                 rhs[u] = -eta * ((mu * m + u) * Al + m * An)
-            if _structure:
+            if structure:
                 return rhs
             if in_terms_of_QR:
                 forms = exps
@@ -393,7 +450,23 @@ class LoRAModel:
     def integrate(self, mu, m0, u0, t_max, t_eval=None, **kwargs):
         """Integrate the ODE for batches of ``mu`` and initial conditions.
 
-        See :func:`symlora._integrate.integrate_model`.
+        Parameters
+        ----------
+        mu, m0, u0 : float or array_like
+            Pre-training strength and initial ``m``, ``u`` (rank 2: of the
+            first direction); arrays broadcast into a batch of runs.
+        t_max : float
+            Horizon in ``t = steps/d``.
+        t_eval : array_like, optional
+            Times at which to report the states.
+        **kwargs
+            ``mu_perp``, ``s0`` (general pre-training), ``m2``, ``u2``, ``q12``
+            (rank 2), ``parameters`` (values of symbolic ``eta``, ``B``,
+            ``Delta``), and the solver's ``rtol``, ``atol``, ``method``.
+
+        Returns
+        -------
+        symlora.IntegrationResult
         """
         from ._integrate import integrate_model
 
@@ -402,7 +475,23 @@ class LoRAModel:
     def escape_time(self, mu, eps, threshold=0.5, t_max=None, **kwargs):
         """Time for ``|m|`` to reach ``threshold`` from ``m0 = eps, u0 = 0``.
 
-        See :func:`symlora._integrate.escape_time_model`.
+        Parameters
+        ----------
+        mu, eps : float or array_like
+            Pre-training strength and initial overlap; they broadcast.
+        threshold : float
+            Escape when ``|m|`` reaches it, ``0 < eps < threshold < 1``.
+        t_max : float, optional
+            Horizon (default: generous, from the linear theory of
+            docs/theory.md §5.1).
+        **kwargs
+            ``mu_perp`` (general pre-training), ``parameters`` (values of
+            symbolic ``eta``, ``B``, ``Delta``) and solver options.
+
+        Returns
+        -------
+        symlora.EscapeResult
+            Times (``inf`` where the run did not escape) and a status per run.
         """
         from ._integrate import escape_time_model
 

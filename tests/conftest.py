@@ -11,15 +11,25 @@ that Gauss–Legendre converges exponentially on each quadrant.
 The package is imported from the repository root, without installation.
 """
 
+import atexit
 import functools
 import os
+import shutil
 import sys
+import tempfile
 
 import mpmath
 import pytest
 import sympy as sp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Derived models are cached on disk (symlora._diskcache).  The tests use a
+# fresh folder per session: they exercise the cache (later tests read what
+# earlier ones derived) and never read results left by another checkout.
+_CACHE = tempfile.mkdtemp(prefix="symlora-test-cache-")
+os.environ["SYMLORA_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 #: Half-width of the integration boxes in standard deviations: the Gaussian
 #: mass beyond 10 sd is below 2e-23, far below the 10 digits asserted

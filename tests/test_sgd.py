@@ -421,7 +421,7 @@ def test_cli_simulate_json(capsys):
     assert payload["predicted_slope"] == pytest.approx(float(LoRAModel("x").tau(0.5)) / 2)
     assert payload["escape_time_mean"][2] > payload["escape_time_mean"][0]
     assert payload["slope"] > 0 and payload["slope_sem"] > 0
-    assert {"mu", "tau", "lr", "batch", "seeds", "n_seeds"} <= set(payload)
+    assert {"mu", "tau", "lr", "batch", "runs_per_d", "seed_per_d"} <= set(payload)
 
 
 def test_cli_simulate_table_reports_censoring(capsys):

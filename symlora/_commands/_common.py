@@ -95,3 +95,9 @@ def build_model(args):
         batch=args.batch,
         noise=args.noise,
     )
+
+
+def add_progress_argument(parser):
+    """--progress/--no-progress (default: on when stderr is a terminal)."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: on when stderr is a terminal)")

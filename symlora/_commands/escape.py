@@ -54,6 +54,12 @@ def run(args) -> int:
         relative_error = slope / predicted - 1 if np.isfinite(predicted) else float("nan")
     else:
         slope, slope_err, relative_error = float("nan"), float("nan"), float("nan")
+    if finite.sum() < 2:
+        slope_note = "fewer than two escaped values of eps: no slope"
+    elif finite.sum() == 2:
+        slope_note = "two points: a line through them has no residual, so no standard error (null)"
+    else:
+        slope_note = f"least squares over {int(finite.sum())} escaped values of eps"
     payload = {
         "student": model.student.name,
         "teacher": model.teacher.name,
@@ -65,6 +71,7 @@ def run(args) -> int:
         "status": list(result.status),
         "slope": slope,
         "slope_stderr": slope_err,
+        "slope_note": slope_note,
         "tau": tau,
         "predicted_slope": predicted,
         "relative_error": relative_error,
@@ -73,5 +80,6 @@ def run(args) -> int:
     emit(payload, args.format, {"eps": eps, "time": result.time, "status": list(result.status)}, extra_lines=[
         f"slope dT/dlog(1/eps) = {slope:.10g} (± {slope_err:.2g}); predicted tau/eta = {predicted:.10g}; "
         f"relative error {relative_error:.3g}",
+        f"note: {slope_note}",
     ])
     return 0

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..cli import emit, parse_int_list
-from ._common import add_model_arguments, build_model, mu_value, positive_float, positive_int
+from ._common import add_model_arguments, add_progress_argument, build_model, mu_value, positive_float, positive_int
 
 EXAMPLE = """examples:
   symlora simulate --student x --mu 0.5 --d 250,500,1000,2000
@@ -68,6 +68,7 @@ def register(subparsers):
                         help="full: literal d-dimensional SGD; reduced: the same process exactly in law, "
                              "cost independent of d (default full)")
     parser.add_argument("--format", choices=("json", "table"), default="table")
+    add_progress_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -79,7 +80,7 @@ def run(args) -> int:
     eta = float(model.lr)
     results = [
         simulate_sgd(model, args.mu, int(d), t_max=args.t_max, seeds=args.seeds, seed=args.seed + k,
-                     threshold=args.threshold, method=args.method)
+                     threshold=args.threshold, method=args.method, progress=args.progress)
         for k, d in enumerate(args.d)
     ]
     d_values = [int(d) for d in args.d]
@@ -105,8 +106,8 @@ def run(args) -> int:
         "noise": float(model.noise),
         "threshold": args.threshold,
         "method": args.method,
-        "n_seeds": args.seeds,
-        "seeds": [r.seed for r in results],
+        "runs_per_d": args.seeds,
+        "seed_per_d": [r.seed for r in results],
         "d": d_values,
         "escape_time_mean": means,
         "escape_time_sem": sems,

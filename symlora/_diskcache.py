@@ -273,5 +273,8 @@ def _decode(node):
         if _CLASSES is None or name not in _CLASSES:
             _CLASSES = _basic_classes()
         cls = _CLASSES[name]  # KeyError for anything that is not a SymPy class already imported
-        return _rebuild(cls, [_decode(arg) for arg in args])
+        args = [_decode(arg) for arg in args]
+        if not all(isinstance(arg, sp.Basic) for arg in args):
+            raise ValueError("SymPy objects take SymPy arguments only")  # no text reaches a constructor
+        return _rebuild(cls, args)
     raise ValueError(f"unknown cache tag {tag!r}")

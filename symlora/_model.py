@@ -173,7 +173,7 @@ class LoRAModel:
         adapter = "u v" if self.rank == 1 else r"u_1 v_1 + u_2 v_2"
         return (
             rf"$\sigma(x) = {sigma},\ \sigma^*(x) = {teacher},\ w = {w0} + {adapter},\ "
-            rf"\text{{lr}} = {sp.latex(self.lr)}/d,\ B = {sp.latex(self.batch)},\ \Delta = {sp.latex(self.noise)}$"
+            rf"\text{{lr}} = \eta/d,\ \eta = {sp.latex(self.lr)},\ B = {sp.latex(self.batch)},\ \Delta = {sp.latex(self.noise)}$"
         )
 
     @property

@@ -429,6 +429,8 @@ def escape_law(model, mu) -> EscapeLaw:
     if model.rank != 1 or model.pretraining != "aligned":
         raise ValueError("escape_law is derived for aligned pre-training, rank 1")
     lin = model.linearization()
+    # a numeric root (critical_mu gives 20 digits) is a zero of a only to its own precision
+    digits = mpmath.libmp.prec_to_dps(mu._prec) if isinstance(mu, sp.Float) else 40
     if not mu.is_Rational:
         # algebraic roots (CRootOf): 40 digits keep the reduction fast and exact enough
         mu = sp.Float(sp.N(mu, 40), 40)
@@ -438,6 +440,9 @@ def escape_law(model, mu) -> EscapeLaw:
     a_exact = is_exact(a) and (sp.simplify(a) == 0 or (a.is_Float and abs(a) < 1e-30))
     a_value, a_error = _high_precision(a, 30)
     b_value, _ = _high_precision(b, 30)
+    if isinstance(mu, sp.Float) and is_exact(a):
+        # |a| below the root's precision is a zero, not a huge tau
+        a_exact = a_exact or abs(a_value) <= 10.0 ** (5 - digits)
     if not (a_exact or (not is_exact(a) and abs(a_value) <= max(a_error, 1e-12))):
         tau = lin.tau.subs(S.mu, mu)
         tau = sp.nsimplify(tau) if is_exact(tau) else sp.Float(tau_from(a_value, b_value), 15)

@@ -414,7 +414,9 @@ class LoRAModel:
         """Leading escape-time law at pre-training strength ``mu``."""
         from ._asymptotics import escape_law
 
-        mu = sp.nsimplify(mu)
+        # Python numbers become exact (0.5 -> 1/2); SymPy numbers such as the
+        # numeric roots of critical_mu keep their precision, which escape_law uses
+        mu = mu if isinstance(mu, sp.Expr) else sp.nsimplify(mu)
         return self._cached(("escape_law", mu), lambda: escape_law(self, mu))
 
     def tau_limits(self) -> dict:

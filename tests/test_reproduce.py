@@ -1,6 +1,7 @@
 """The main job: symlora reproduce --quick writes the report, tables, LaTeX and figures."""
 
 import csv
+import re
 
 import pytest
 
@@ -23,6 +24,12 @@ def test_reproduce_quick(tmp_path):
     crit = list(csv.DictReader(open(out / "critical_mu.csv")))
     he3 = [float(r["mu_c_numeric"]) for r in crit if r["pair"] == "He3"]
     assert any(abs(v - 0.320724347323) < 1e-9 for v in he3)
+    # the theory document is copied beside the report and every section link resolves
+    theory = (out / "theory.md").read_text()
+    anchors = {h[3:].strip().lower() for h in theory.splitlines() if h.startswith("## ")}
+    anchors = {"".join(c for c in a if c.isalnum() or c in " -_").replace(" ", "-") for a in anchors}
+    links = re.findall(r"\(theory\.md#([\w-]+)\)", text)
+    assert links and set(links) <= anchors
 
 
 def test_reproduce_rejects_unknown_pair(tmp_path):

@@ -1,95 +1,144 @@
-"""Benchmark: SGD steps per second against the floor of one step's array work.
+"""Benchmark of the SGD simulators against their floors and against the numpy loop.
 
-For d = 1000, 4000, 16000 and 16 seeds (batch 1, relu/relu at mu = 0.5),
-prints the time per step of ``simulate_sgd`` and its ratio to
+Prints, each measured in the same run (CPU seconds of this process, one
+thread, so that a loaded machine inflates numerator and denominator alike):
 
-* products: the two batched matrix products a step needs (``ζ = x·v`` for
-  all seeds and the update ``Σ_b g_b x_b``), on inputs drawn beforehand --
-  the floor the issue asks for;
-* draws: drawing the step's ``seeds·batch·d`` Gaussian inputs with numpy's
-  default generator on one thread, which every literal one-pass simulation
-  pays (fresh inputs every step) and which costs several times the products.
+reduced chain (x pair, mu = 0.5, eta = 0.5, d = 10^6)
+    * its cost per step and run;
+    * the floor of a compiled loop: drawing the same random numbers per step
+      (``F + r`` normals per batch sample and one chi-square, by the same
+      samplers) and nothing else;
+    * the numpy loop it replaced (``numpy_reduced_baseline.py``, vectorised
+      over runs) at 16 and 256 runs, and the ratio.
 
-``method="full"`` is the literal d-dimensional simulation (inputs drawn by
-several threads); ``method="reduced"`` simulates the same Markov chain in the
-frame of the state, exactly in law, at a cost independent of d.
+full method (relu pair, mu = 0.5; d = 10^3, 10^4, 10^5; float64 and float32)
+    * its cost per step against drawing the step's inputs with numpy's
+      default generator into a preallocated buffer (every literal one-pass
+      simulation pays that);
+    * the peak of traced memory during the run (numpy allocations: the
+      per-run work arrays and the records) against ``(r + B) d`` numbers.
 
-Run: python benchmarks/bench_sgd.py [--float32]
+float32
+    * the effect on escape times: mean escape time of the same seeds in
+      float32 and float64 (x pair, d = 500), difference in standard errors.
+
+Run: python benchmarks/bench_sgd.py [--quick]
 """
 
 import os
 import sys
 import time
+import tracemalloc
 
+import numba
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+sys.path.insert(0, os.path.dirname(__file__))
 
-from symlora import LoRAModel  # noqa: E402
-from symlora._sgd import simulate_sgd  # noqa: E402
+from numpy_reduced_baseline import run_numpy_reduced  # noqa: E402
 
-SEEDS = 16
-BATCH = 1
+from symlora import LoRAModel, simulate_sgd  # noqa: E402
+from symlora.simulate._compile import chain_kernels  # noqa: E402
 
-
-def _best_of(func, repeat=5):
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - start)
-    return best
+QUICK = "--quick" in sys.argv
 
 
-def floor_products(d, steps, dtype):
-    """Seconds per step of the bare products, on pre-drawn inputs."""
+def cpu_seconds(func):
+    start = time.process_time()
+    func()
+    return time.process_time() - start
+
+
+def reduced_section():
+    d, mu, lr = 10**6, 0.5, 0.5
+    model = LoRAModel("x", lr=lr)
+    steps = 200_000 if QUICK else 1_000_000
+    seeds = 4
+    # warm up (compilation, or reading numba's cache)
+    simulate_sgd(model, mu, d, steps=10, seeds=1, method="reduced", progress=False)
+    compiled = cpu_seconds(lambda: simulate_sgd(model, mu, d, steps=steps, seeds=seeds, method="reduced",
+                                                stop_at_escape=False, record_every=steps, threads=1,
+                                                progress=False)) / (steps * seeds)
+    kernels = chain_kernels(model.student, model.teacher)
+    chi_square = kernels._chi_square
+
+    @numba.njit(nogil=True)
+    def draws_only(rng, n, k, dof):
+        shape_third = dof / 2.0 - 1.0 / 3.0
+        inv_sqrt = 1.0 / np.sqrt(9.0 * shape_third)
+        total = 0.0
+        for _ in range(n):
+            for _ in range(k):
+                total += rng.standard_normal()
+            total += chi_square(rng, dof, shape_third, inv_sqrt)
+        return total
+
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((SEEDS, BATCH, d)).astype(dtype)
-    v = rng.standard_normal((SEEDS, 1, d)).astype(dtype)
-    g = np.full((SEEDS, 1, BATCH), 1e-6, dtype=dtype)
-
-    def matmul():
-        for _ in range(steps):
-            X @ v.transpose(0, 2, 1)
-            g @ X
-
-    def einsum():
-        for _ in range(steps):
-            np.einsum("sbd,srd->sbr", X, v)
-            np.einsum("srb,sbd->srd", g, X)
-
-    # the cheaper of BLAS and einsum: OpenBLAS threads long dot products, which
-    # helps on an idle machine and stalls on a loaded one
-    return min(_best_of(matmul), _best_of(einsum)) / steps
+    draws_only(rng, 10, 2, float(d - 2))
+    floor = cpu_seconds(lambda: draws_only(rng, steps, 2, float(d - 2))) / steps
+    print(f"reduced chain, x pair, mu = {mu}, eta = {lr}, d = {d:.0e} (CPU time, one thread):")
+    print(f"  compiled: {compiled * 1e9:7.1f} ns per step and run; floor (the step's draws alone) "
+          f"{floor * 1e9:5.1f} ns -> {compiled / floor:4.2f}x the floor")
+    for runs in (16, 256):
+        n = 1000 if QUICK else 4000
+        numpy_loop = cpu_seconds(lambda: run_numpy_reduced(model, mu, d, n, runs, lr=lr)) / (n * runs)
+        print(f"  numpy loop ({runs:3d} runs vectorised): {numpy_loop * 1e9:8.1f} ns per step and run -> "
+              f"compiled is {numpy_loop / compiled:5.1f}x faster")
+    runs = 2 if QUICK else 4
+    per_run = cpu_seconds(lambda: simulate_sgd(model, mu, d, seeds=runs, seed=1, method="reduced", threads=1,
+                                               progress=False)) / runs
+    print(f"  runs to escape at d = 1e6: {per_run:.1f} CPU s per run (mean of {runs}); 1000 runs: "
+          f"{1000 * per_run / 60:.0f} CPU minutes = {1000 * per_run / 120:.0f} minutes on 2 idle cores")
 
 
-def floor_draws(d, steps, dtype):
-    """Seconds per step of drawing the inputs (one thread, numpy's default generator)."""
-    rng = np.random.default_rng(0)
-    out = np.empty((steps, SEEDS, BATCH, d), dtype=dtype)
-    return _best_of(lambda: rng.standard_normal(out=out, dtype=dtype), repeat=3) / steps
+def full_section():
+    model = LoRAModel("relu")
+    print("full method, relu pair, mu = 0.5, batch 1 (CPU time, one thread):")
+    for dtype in (np.float64, np.float32):
+        for d in (10**3, 10**4) if QUICK else (10**3, 10**4, 10**5):
+            steps = max(200, 20_000_000 // d // (5 if QUICK else 1))
+            simulate_sgd(model, 0.5, d, steps=10, seeds=1, progress=False, dtype=dtype)  # warm up
+            tracemalloc.start()
+            full = cpu_seconds(lambda: simulate_sgd(model, 0.5, d, steps=steps, seeds=2, stop_at_escape=False,
+                                                    record_every=steps, threads=1, progress=False,
+                                                    dtype=dtype)) / (2 * steps)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            rng = np.random.default_rng(0)
+            buffer = np.empty((1, d), dtype=dtype)
+
+            def draws():
+                for _ in range(steps):
+                    rng.standard_normal(out=buffer, dtype=dtype)
+
+            draw = cpu_seconds(draws) / steps
+            work = (1 + 1) * d * np.dtype(dtype).itemsize
+            print(f"  {np.dtype(dtype).name} d = {d:6d}: {full * 1e6:8.2f} us per step = {full / draw:4.2f}x "
+                  f"drawing the inputs ({draw * 1e6:7.2f} us); peak traced memory {peak / 2**20:6.2f} MiB "
+                  f"(work arrays (r + B) d = {work / 2**20:.2f} MiB per thread)")
+
+
+def float32_section():
+    model = LoRAModel("x")
+    d, seeds = 500, 64 if QUICK else 256
+    times = {}
+    for dtype in (np.float64, np.float32):
+        res = simulate_sgd(model, 0.5, d, seeds=seeds, seed=5, dtype=dtype, progress=False)
+        times[np.dtype(dtype).name] = res.escape_time[res.escaped]
+    a, b = times["float64"], times["float32"]
+    same = int(np.sum(a == b)) if a.size == b.size else 0
+    se = np.hypot(a.std(ddof=1) / np.sqrt(a.size), b.std(ddof=1) / np.sqrt(b.size))
+    print(f"float32 vs float64, x pair, mu = 0.5, d = {d}, {seeds} runs, same seeds: mean escape time "
+          f"{b.mean():.3f} vs {a.mean():.3f} (difference {(b.mean() - a.mean()) / se:+.2f} standard errors; "
+          f"escaped {b.size} vs {a.size}; {same} runs escape at the very same step)")
 
 
 def main():
-    dtype = np.float32 if "--float32" in sys.argv else np.float64
-    model = LoRAModel("relu")
-    print(f"one-pass SGD, {SEEDS} seeds, batch {BATCH}, relu/relu at mu = 0.5, {np.dtype(dtype).name}, "
-          f"{os.cpu_count()} CPUs")
-    for d in (1000, 4000, 16000):
-        steps = max(400, 2_000_000 // d)
-        timings = {}
-        for method in ("full", "reduced"):
-            n = steps if method == "full" else 20000
-            start = time.perf_counter()
-            simulate_sgd(model, 0.5, d, steps=n, seeds=SEEDS, stop_at_escape=False, record_every=n,
-                         method=method, dtype=dtype, progress=False)
-            timings[method] = (time.perf_counter() - start) / n
-        products = floor_products(d, min(steps, 1000), dtype)
-        draws = floor_draws(d, min(steps, 64), dtype)
-        full = timings["full"]
-        print(f"d = {d:6d}: full {1 / full:8.0f} steps/s = {full / products:5.2f}x products, "
-              f"{full / draws:4.2f}x draws | draws alone {draws / products:5.2f}x products | "
-              f"reduced {1 / timings['reduced']:8.0f} steps/s = {timings['reduced'] / products:5.2f}x products")
+    print(f"numba {numba.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs")
+    reduced_section()
+    full_section()
+    float32_section()
 
 
 if __name__ == "__main__":

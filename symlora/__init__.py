@@ -38,12 +38,12 @@ _EXPORTS = {
     "EscapeResult": "_integrate",
     "IntegrationResult": "_integrate",
     "fit_escape_slope": "_integrate",
-    "EscapeSlope": "_sgd",
-    "ODEComparison": "_sgd",
-    "SGDResult": "_sgd",
-    "compare_with_ode": "_sgd",
-    "escape_slope": "_sgd",
-    "simulate_sgd": "_sgd",
+    "EscapeSlope": "simulate",
+    "ODEComparison": "simulate",
+    "SGDResult": "simulate",
+    "compare_with_ode": "simulate",
+    "escape_slope": "simulate",
+    "simulate_sgd": "simulate",
 }
 
 __all__ = [

@@ -8,7 +8,9 @@ over any array shapes of their arguments and say in their docstring which
 arguments they take, in which order.  Generation is lazy and cached.
 
 :func:`export_model` writes the same functions as a standalone module that
-imports only numpy and scipy.
+imports only numpy and scipy.  :func:`scalar_function_source` prints a
+scalar function of one variable as Python source over the ``math`` module,
+which numba compiles (the SGD simulator's activations).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "coefficients_function",
     "tau_function",
     "export_model",
+    "scalar_function_source",
 ]
 
 
@@ -232,6 +235,69 @@ def tau_function(model):
     """``mu -> tau(mu)`` from generated code (units of ``1/η``)."""
     coefficients = coefficients_function(model)
     return lambda mu: coefficients(mu)["tau"]
+
+
+# ---------------------------------------------------------------------------
+# scalar source over the math module (compiled by numba)
+
+
+def scalar_function_source(name, arg, expr, doc=""):
+    """Python source of ``def name(arg): return expr`` over the ``math`` module.
+
+    The function evaluates one float and uses only ``math`` and builtins, so
+    numba compiles it in nopython mode; common subexpressions are computed
+    once.  Heaviside steps print as conditional expressions with
+    ``H(0) = 1/2``.
+
+    Parameters
+    ----------
+    name : str
+        Function name (a Python identifier).
+    arg : sympy.Symbol
+        The one argument.
+    expr : sympy.Expr
+        Expression in ``arg``.
+    doc : str
+        Docstring of the generated function.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If ``expr`` has other free symbols, a Dirac delta, a Gaussian
+        expectation node or a function the ``math`` module lacks.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> t = sp.Symbol("t", real=True)
+    >>> print(scalar_function_source("f", t, sp.erf(t) + sp.exp(-t**2)))
+    def f(t):
+        return math.erf(t) + math.exp(-t**2)
+    """
+    from sympy.printing.pycode import PythonCodePrinter
+
+    if not str(name).isidentifier():
+        raise ValueError(f"name must be a Python identifier, got {name!r}")
+    expr = as_expr(expr, "expression")
+    if expr.free_symbols - {arg}:
+        raise ValueError(f"cannot compile {name}: free symbols other than {arg}: {expr.free_symbols - {arg}}")
+    if expr.has(sp.DiracDelta) or expr.atoms(GaussianExpectation):
+        raise ValueError(f"cannot compile {name} = {expr} pointwise (Dirac delta or unevaluated expectation)")
+    printer = PythonCodePrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("_x"))
+    lines = [f"def {name}({arg}):"]
+    if doc:
+        lines.append(f'    """{doc}"""')
+    for sym, sub in replacements:
+        lines.append(f"    {sym} = {printer.doprint(sub)}")
+    lines.append(f"    return {printer.doprint(reduced)}")
+    if printer._not_supported:
+        raise ValueError(f"cannot compile {name}: no math-module form of {sorted(map(str, printer._not_supported))}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -24,35 +23,13 @@ import numpy as np
 import sympy as sp
 
 from ._integrate import fit_escape_slope
-from ._sgd import compare_with_ode, escape_slope, simulate_sgd
 from ._theory import THEORY_FILE, copy_theory, section_link
+from .simulate import compare_with_ode, escape_slope, simulate_sgd
 from .models import DEFAULT_PAIRS, model as pair_model
 
 __all__ = ["reproduce"]
 
 QUICK_PAIRS = ("x", "erf", "relu", "tanh", "He3", "x/x^2")
-
-
-class _Progress:
-    def __init__(self, total, enabled):
-        self.total, self.done = total, 0
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.start = time.perf_counter()
-
-    def step(self, label):
-        self.done += 1
-        if self.enabled:
-            width = 30
-            filled = int(width * self.done / self.total)
-            sys.stderr.write(
-                f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                f"{time.perf_counter() - self.start:6.1f}s {label[:40]:<40}"
-            )
-            sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 def _pyplot():
@@ -109,7 +86,9 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     verify = [p for p in labels if p in QUICK_PAIRS] if quick else labels
     sgd_pairs = [p for p in ("x", "relu") if p in labels][: 1 if quick else 2]
     total = len(labels) * 2 + len(verify) + len(sgd_pairs) + 2
-    bar = _Progress(total, progress)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, disable=None if progress is None else not progress, unit="task", leave=False)
     started = time.perf_counter()
     models = {}
     lines = ["# symlora reproduction report", ""]
@@ -130,12 +109,14 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
         lin = model.linearization()
         models[label] = model
         derive_seconds = time.perf_counter() - t0
-        bar.step(f"derive {label}")
+        bar.set_postfix_str(f"derive {label}", refresh=False)
+        bar.update()
         safe = label.replace("/", "_over_").replace("^", "")
         (out / "tex" / f"{safe}.tex").write_text(model.to_latex())
         derivation_rows.append((label, model.student.name, model.teacher.name, "exact" if model.exact else
                                 "quadrature", f"{derive_seconds:.2f}", sp.sstr(lin.a), sp.sstr(lin.b), f"tex/{safe}.tex"))
-        bar.step(f"latex {label}")
+        bar.set_postfix_str(f"latex {label}", refresh=False)
+        bar.update()
     index = ["# LaTeX exports", "", "| pair | student | teacher | ODE | file |", "|---|---|---|---|---|"]
     index += [f"| {r[0]} | `{r[1]}` | `{r[2]}` | {r[3]} | [{r[7]}]({Path(r[7]).name}) |" for r in derivation_rows]
     (out / "tex" / "index.md").write_text("\n".join(index) + "\n")
@@ -168,7 +149,8 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     fig.savefig(out / "tau.png", dpi=120)
     plt.close(fig)
     _write_csv(out / "tau.csv", ["pair", "mu", "a", "b", "tau"], tau_rows)
-    bar.step("tau table")
+    bar.set_postfix_str("tau table", refresh=False)
+    bar.update()
 
     # -- critical mu and escape laws ------------------------------------------------
     crit_rows = []
@@ -191,7 +173,8 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
         lines += ["Strong pre-training (μ → 1, σ = σ*): τ blows up.", "", "| pair | τ as μ → 1 |", "|---|---|"]
         lines += [f"| {r[0]} | {r[1]} |" for r in limit_rows]
         lines.append("")
-    bar.step("critical mu")
+    bar.set_postfix_str("critical mu", refresh=False)
+    bar.update()
 
     # -- escape law by ODE integration ---------------------------------------------
     eps = np.array([1e-3, 1e-4, 1e-5, 1e-6])
@@ -208,7 +191,8 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
             slope, rel = float("nan"), float("nan")
         statuses = ",".join(sorted(set(result.status)))
         ode_rows.append((label, mu_check, f"{tau:.8g}", f"{slope:.8g}", f"{rel:.2e}", statuses))
-        bar.step(f"ODE escape {label}")
+        bar.set_postfix_str(f"ODE escape {label}", refresh=False)
+        bar.update()
     _write_csv(out / "escape_ode.csv", ["pair", "mu", "tau", "slope", "relative_error", "status"], ode_rows)
     lines += [f"## Escape law by ODE integration (μ = {mu_check}, ε = 1e-3 … 1e-6)", "",
               f"Slope of T(ε) against log(1/ε) vs τ/η ({section_link(7, 'theory §7.3')}). Runs stuck on a plateau below |m| = 0.5 are "
@@ -236,7 +220,8 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
         ax.plot(xs, fit.intercept + fit.slope * xs, color=line[0].get_color(), alpha=0.4)
         ax.plot(xs, fit.mean.mean() + predicted * (xs - xs.mean()), "--", color=line[0].get_color(),
                 label=f"{label}: theory slope τ/(2η) = {predicted:.2f}")
-        bar.step(f"SGD {label}")
+        bar.set_postfix_str(f"SGD {label}", refresh=False)
+        bar.update()
     ax.set_xlabel("log d")
     ax.set_ylabel("mean escape time  (t = steps/d)")
     ax.set_title(f"Escape time vs log d at μ = {mu_check} ({seeds} seeds per d)")
@@ -281,7 +266,8 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     fig.tight_layout()
     fig.savefig(out / "trajectories.png", dpi=120)
     plt.close(fig)
-    bar.step("trajectories")
+    bar.set_postfix_str("trajectories", refresh=False)
+    bar.update()
     bar.close()
     lines += ["## Trajectories: ODE vs SGD after alignment", "",
               f"Four SGD runs at d = {d_traj}; the ODE is started from each run's state when |m| first reaches 0.1 "

@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 from symlora import LoRAModel, activation
-from symlora._sgd import ODEComparison, SGDResult, compare_with_ode, escape_slope, simulate_sgd
+from symlora.simulate import ODEComparison, SGDResult, compare_with_ode, escape_slope, simulate_sgd
 from symlora.cli import main
 
 METHODS = ["full", "reduced"]
@@ -42,12 +42,44 @@ def test_reproducible_and_seed_dependent(linear, method):
     assert isinstance(a, SGDResult) and a.method == method
 
 
-def test_run_does_not_depend_on_its_companions_or_threads(linear):
-    # every run has its own stream: run k is the same with more runs or threads
-    few = simulate_sgd(linear, 0.5, 300, t_max=2.0, seeds=2, seed=3, threads=1)
-    many = simulate_sgd(linear, 0.5, 300, t_max=2.0, seeds=5, seed=3, threads=2)
-    np.testing.assert_allclose(many.m[:2], few.m, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(many.u[:2], few.u, rtol=0, atol=1e-12)
+@pytest.mark.parametrize("method", METHODS)
+def test_run_does_not_depend_on_its_companions_or_threads(linear, method):
+    # every run has its own stream and one thread: run k is bit for bit the same
+    # with more runs or threads
+    few = simulate_sgd(linear, 0.5, 300, t_max=2.0, seeds=2, seed=3, threads=1, method=method)
+    many = simulate_sgd(linear, 0.5, 300, t_max=2.0, seeds=5, seed=3, threads=2, method=method)
+    np.testing.assert_array_equal(many.m[:2], few.m)
+    np.testing.assert_array_equal(many.u[:2], few.u)
+    np.testing.assert_array_equal(many.escape_time[:2], few.escape_time)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_blown_up_runs_are_diverged_not_censored(method, recwarn):
+    # He3 at mu = 0.5, eta = 1: u overflows in some runs (issue: they used to count as censored)
+    res = simulate_sgd(LoRAModel("He3"), 0.5, 1000, seeds=6, seed=0, lr=1.0, method=method)
+    diverged = res.status == "diverged"
+    assert res.diverged == diverged.sum() >= 1
+    assert res.censored + res.diverged + res.escaped.sum() == 6
+    # the step is recorded, within the horizon; escape times stay inf for these runs
+    assert np.all(np.isfinite(res.diverge_time[diverged])) and np.all(res.diverge_time[diverged] <= res.horizon / res.d)
+    assert np.all(np.isinf(res.diverge_time[~diverged])) and np.all(np.isinf(res.escape_time[diverged]))
+    # the run's last records are its blown-up state; the others stayed on the sphere
+    assert not np.all(np.isfinite(res.u[diverged][:, -1]))
+    assert res.v_norm_error < 1e-9
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    fit = escape_slope([1000, 2000], [res, res])
+    assert fit.diverged.tolist() == [res.diverged] * 2 and fit.censored.tolist() == [res.censored] * 2
+    assert "diverged runs" in fit.message
+
+
+def test_cli_reports_diverged_runs(capsys):
+    code = main(["simulate", "--student", "He3", "--mu", "0.5", "--d", "1000", "--seeds", "6",
+                 "--method", "reduced", "--format", "json"])
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert code == 0 and payload["diverged"][0] >= 1
+    assert payload["censored"][0] + payload["diverged"][0] <= 6
+    assert "Warning" not in captured.err
 
 
 def test_seed_none_is_recorded_and_reproduces(linear):

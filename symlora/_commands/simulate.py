@@ -49,7 +49,8 @@ def register(subparsers):
         description="Simulate one-pass SGD of the LoRA model (fresh Gaussian inputs, lr = eta/d, v renormalised "
         "after every step) for several d and seeds, and fit the mean escape time against log d; the ODE "
         "theory predicts the slope tau/(2 eta).  Runs that do not reach the threshold within the horizon "
-        "are censored: counted per d and left out of the fit.",
+        "are censored, runs whose state blows up are diverged: both are counted per d and left out of "
+        "the fit.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -67,32 +68,36 @@ def register(subparsers):
     parser.add_argument("--method", choices=("full", "reduced"), default="full",
                         help="full: literal d-dimensional SGD; reduced: the same process exactly in law, "
                              "cost independent of d (default full)")
+    parser.add_argument("--threads", type=positive_int("--threads"), default=None,
+                        help="threads advancing runs (default: CPU count); results do not depend on it")
     parser.add_argument("--format", choices=("json", "table"), default="table")
     add_progress_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from .._sgd import escape_slope, simulate_sgd
+    from ..simulate import escape_slope, simulate_sgd
 
     model = build_model(args)
     tau = float(np.asarray(model.tau(args.mu)))
     eta = float(model.lr)
     results = [
         simulate_sgd(model, args.mu, int(d), t_max=args.t_max, seeds=args.seeds, seed=args.seed + k,
-                     threshold=args.threshold, method=args.method, progress=args.progress)
+                     threshold=args.threshold, method=args.method, threads=args.threads, progress=args.progress)
         for k, d in enumerate(args.d)
     ]
     d_values = [int(d) for d in args.d]
     censored = np.array([r.censored for r in results])
+    diverged = np.array([r.diverged for r in results])
     if len(d_values) >= 2:
         fit = escape_slope(d_values, results)
         means, sems, slope, slope_sem, note = fit.mean, fit.sem, fit.slope, fit.slope_sem, fit.message
     else:
         # one d: means without a slope
-        means = np.array([np.mean(r.escape_time) if r.censored == 0 else np.nan for r in results])
+        complete = [bool(r.escaped.all()) for r in results]
+        means = np.array([np.mean(r.escape_time) if ok else np.nan for r, ok in zip(results, complete)])
         sems = np.array([np.std(r.escape_time, ddof=1) / math.sqrt(r.n_seeds)
-                         if r.censored == 0 and r.n_seeds > 1 else np.nan for r in results])
+                         if ok and r.n_seeds > 1 else np.nan for r, ok in zip(results, complete)])
         slope = slope_sem = float("nan")
         note = "one value of d: no slope"
     predicted = tau / (2 * eta)
@@ -112,6 +117,7 @@ def run(args) -> int:
         "escape_time_mean": means,
         "escape_time_sem": sems,
         "censored": censored,
+        "diverged": diverged,
         "slope": slope,
         "slope_sem": slope_sem,
         "predicted_slope": predicted,
@@ -121,6 +127,6 @@ def run(args) -> int:
              f"predicted tau/(2 eta) = {predicted:.4g}"]
     if note:
         lines.append(f"note: {note}")
-    emit(payload, args.format, {"d": d_values, "mean": means, "sem": sems, "censored": censored},
+    emit(payload, args.format, {"d": d_values, "mean": means, "sem": sems, "censored": censored, "diverged": diverged},
          extra_lines=lines)
     return 0

@@ -1,0 +1,187 @@
+"""SGD runs against the ODE started from their own state at alignment (docs/theory.md §7)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+import sympy as sp
+
+from ._arguments import check_model, frozen, real
+from ._result import SGDResult
+
+__all__ = ["ODEComparison", "compare_with_ode"]
+
+
+@dataclass(frozen=True)
+class ODEComparison:
+    """SGD runs against the ODE started from their own state at alignment.
+
+    Attributes
+    ----------
+    t : numpy.ndarray
+        Times since alignment, shape ``(nt,)``.
+    sgd, ode : mapping
+        State name -> arrays of shape ``(seeds, nt)`` (runs mapped to
+        ``m > 0`` by the symmetry ``(u, v) -> (-u, -v)``); NaN where a run
+        had not aligned or its record ended.
+    aligned : numpy.ndarray of bool
+        Runs whose ``|m|`` reached ``align``.
+    align_time : numpy.ndarray
+        Per run, the recorded time of alignment (``inf`` if never).
+    align : float
+        The alignment level.
+    max_deviation : float
+        ``max |m_SGD - m_ODE|`` over aligned runs and times.
+    spread : float
+        Largest seed-to-seed standard deviation of ``m_SGD`` (after
+        alignment) over time; the scale against which the deviation is read.
+    """
+
+    t: np.ndarray
+    sgd: MappingProxyType
+    ode: MappingProxyType
+    aligned: np.ndarray
+    align_time: np.ndarray
+    align: float
+    max_deviation: float
+    spread: float
+
+
+def _ode_model_and_parameters(model, result):
+    """The model whose ODE has the run's ``η``, ``B``, ``Δ``, and symbol values."""
+    parameters, mismatch = {}, {}
+    for name, value in (("lr", result.lr), ("batch", result.batch), ("noise", result.noise)):
+        model_value = getattr(model, name)
+        if isinstance(model_value, sp.Expr) and model_value.free_symbols:
+            if model_value.is_Symbol:
+                parameters[model_value.name] = value
+            else:
+                mismatch[name] = value
+        elif not math.isclose(float(model_value), value, rel_tol=1e-12, abs_tol=1e-15):
+            mismatch[name] = value
+    if mismatch:
+        from .._model import LoRAModel
+
+        settings = {"lr": model.lr, "batch": model.batch, "noise": model.noise, **mismatch}
+        settings = {k: sp.nsimplify(v, rational=True) if isinstance(v, float) else v for k, v in settings.items()}
+        model = LoRAModel(model.student, model.teacher, pretraining=model.pretraining, rank=model.rank, **settings)
+        return _ode_model_and_parameters(model, result)
+    return model, parameters
+
+
+def compare_with_ode(model, result, align=0.1, horizon=None) -> ODEComparison:
+    r"""Integrate the ODE from each run's state when ``|m|`` first reaches ``align``.
+
+    docs/theory.md §7: the ODE started from a run's own ``m0`` with
+    ``u0 = 0`` over-predicts its escape time by an ``O(1)`` constant (``u``
+    fluctuates at order ``d^{-1/2}`` at ``t = 0``, a random shift of the
+    starting overlap); after alignment the trajectories agree to
+    ``O(d^{-1/2})``.  So each run's recorded state at its first record with
+    ``|m| >= align`` (rank 2: ``|m1|``) starts an ODE solution, compared on
+    the run's own later records.
+
+    Parameters
+    ----------
+    model : LoRAModel
+        The model the runs simulated (its ODE is re-derived with the runs'
+        ``lr``, ``batch``, ``noise`` if they differ from the model's).
+    result : SGDResult
+    align : float
+        Alignment level in ``(0, 1)``.
+    horizon : float, optional
+        Time after alignment to compare over (default: all records).
+
+    Returns
+    -------
+    ODEComparison
+
+    Raises
+    ------
+    TypeError
+        ``result`` is not an :class:`SGDResult`.
+    ValueError
+        ``align`` outside ``(0, 1)``, a non-positive ``horizon``, or a
+        model whose pre-training or rank differs from the runs'.
+    """
+    if not isinstance(result, SGDResult):
+        raise TypeError(f"result must be an SGDResult, got {type(result).__name__}")
+    check_model(model)
+    align = real(align, "align")
+    if not 0 < align < 1:
+        raise ValueError(f"align must lie in (0, 1), got {align}")
+    if horizon is not None and not real(horizon, "horizon") > 0:
+        raise ValueError(f"horizon must be positive, got {horizon}")
+    expected = {"m", "u", "v_norm"} | ({"s"} if model.pretraining == "general" else set())
+    if model.rank == 2:
+        expected = {"m1", "m2", "u1", "u2", "q12", "v_norm"}
+    if set(result.stats) != expected:
+        raise ValueError(
+            f"the runs recorded {sorted(result.stats)} but the model ({model.pretraining}, rank {model.rank}) "
+            f"has states {sorted(expected - {'v_norm'})}: pass the model that was simulated"
+        )
+    ode_model, parameters = _ode_model_and_parameters(model, result)
+    names = [n for n in result.stats if n != "v_norm"]
+    # records are evenly spaced except possibly the last one: compare on the even part
+    dt = result.record_every / result.d
+    n_even = int(np.sum(np.isclose(result.t / dt, np.round(result.t / dt))))
+    n_after = n_even if horizon is None else min(n_even, int(math.floor(horizon / dt + 1e-9)) + 1)
+    grid = np.arange(n_after) * dt
+    S = result.n_seeds
+    m = result.m[:, :n_even]
+    sgd = {n: np.full((S, n_after), np.nan) for n in names}
+    ode = {n: np.full((S, n_after), np.nan) for n in names}
+    aligned = np.zeros(S, dtype=bool)
+    align_time = np.full(S, np.inf)
+    initial = {n: np.zeros(S) for n in names}
+    for k in range(S):
+        idx = np.flatnonzero(np.abs(m[k]) >= align)
+        if idx.size == 0:
+            continue
+        i = idx[0]
+        aligned[k] = True
+        align_time[k] = result.t[i]
+        # (u_1, v_1) -> (-u_1, -v_1) is a symmetry: map every run to m > 0
+        flip = np.sign(m[k, i])
+        count = min(n_even - i, n_after)
+        for n in names:
+            sign = flip if n in ("m", "m1", "u", "u1", "s", "q12") else 1.0
+            values = sign * result.stats[n][k, i : i + count]
+            sgd[n][k, :count] = values
+            initial[n][k] = values[0]
+    if aligned.any() and n_after > 1:
+        sel = aligned
+        kwargs = {"parameters": parameters} if parameters else {}
+        if model.rank == 2:
+            kwargs.update(m2=initial["m2"][sel], u2=initial["u2"][sel], q12=initial["q12"][sel])
+            m_init, u_init = initial["m1"][sel], initial["u1"][sel]
+        else:
+            m_init, u_init = initial["m"][sel], initial["u"][sel]
+            if model.pretraining == "general":
+                kwargs.update(s0=initial["s"][sel], mu_perp=result.mu_perp)
+        sol = ode_model.integrate(result.mu, m_init, u_init, float(grid[-1]), t_eval=grid, **kwargs)
+        for n in names:
+            ode[n][sel] = np.asarray(sol.states[n])[..., : n_after]
+    for n in names:
+        ode[n] = np.where(np.isnan(sgd[n]), np.nan, ode[n])
+    key = "m1" if model.rank == 2 else "m"
+    if aligned.any() and n_after > 1:
+        deviation = float(np.nanmax(np.abs(ode[key] - sgd[key])))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # columns with fewer than 2 runs
+            spread = float(np.nanmax(np.nanstd(sgd[key], axis=0))) if aligned.sum() > 1 else float("nan")
+    else:
+        deviation = spread = float("nan")
+    return ODEComparison(
+        t=frozen(grid),
+        sgd=MappingProxyType({n: frozen(v) for n, v in sgd.items()}),
+        ode=MappingProxyType({n: frozen(v) for n, v in ode.items()}),
+        aligned=frozen(aligned),
+        align_time=frozen(align_time),
+        align=align,
+        max_deviation=deviation,
+        spread=spread,
+    )

@@ -153,3 +153,18 @@ def test_public_names_resolve_lazily():
         assert getattr(symlora, name) is not None
     with pytest.raises(AttributeError, match="no attribute"):
         symlora.not_a_name  # noqa: B018
+
+
+def test_simulation_results_read_in_one_line():
+    from symlora import compare_with_ode, escape_slope, simulate_sgd
+
+    model = LoRAModel("x")
+    runs = [simulate_sgd(model, 0.5, d, seeds=4, method="reduced", progress=False) for d in (100, 400)]
+    fit = escape_slope([100, 400], runs)
+    comparison = compare_with_ode(model, runs[1])
+    for obj in (runs[0], fit, comparison):
+        text = repr(obj)
+        assert "\n" not in text and "array(" not in text and len(text) < 250, text
+        assert obj._repr_latex_().startswith("$\\text{")
+    assert f"slope {fit.slope:.4g}" in repr(fit)
+    assert f"{int(comparison.aligned.sum())}/4 runs aligned" in repr(comparison)

@@ -16,6 +16,13 @@ from ._result import SGDResult
 __all__ = ["ODEComparison", "compare_with_ode"]
 
 
+def _latex_text(text: str) -> str:
+    # plain text inside \text{...}: escape LaTeX's special characters
+    for char in "\\&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 @dataclass(frozen=True)
 class ODEComparison:
     """SGD runs against the ODE started from their own state at alignment.
@@ -49,6 +56,18 @@ class ODEComparison:
     align: float
     max_deviation: float
     spread: float
+
+    def _summary(self) -> str:
+        aligned = int(np.sum(self.aligned))
+        span = f"{self.t.size} times up to {self.t[-1]:.4g}" if self.t.size else "no times"
+        return (f"{aligned}/{self.aligned.size} runs aligned at |m| = {self.align:g}; {span}; "
+                f"max |m_SGD - m_ODE| = {self.max_deviation:.3g} (seed spread {self.spread:.3g})")
+
+    def __repr__(self):
+        return f"ODEComparison({self._summary()})"
+
+    def _repr_latex_(self):
+        return rf"$\text{{ODEComparison: {_latex_text(self._summary())}}}$"
 
 
 def _ode_model_and_parameters(model, result):

@@ -115,3 +115,9 @@ class SGDResult:
             f"diverged={self.diverged}, "
             f"steps={self.steps})"
         )
+
+    def _repr_latex_(self):
+        text = repr(self)
+        for char in "\\&%$#_{}":
+            text = text.replace(char, "\\" + char)
+        return rf"$\text{{{text}}}$"

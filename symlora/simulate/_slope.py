@@ -58,6 +58,26 @@ class EscapeSlope:
         """Whether a slope was fitted."""
         return bool(math.isfinite(self.slope))
 
+    def _summary(self) -> str:
+        d = ", ".join(str(int(v)) for v in self.d)
+        if self.success:
+            error = f" ± {self.slope_sem:.2g}" if math.isfinite(self.slope_sem) else ""
+            fit = f"slope {self.slope:.4g}{error} per log d over {int(np.sum(self.used))} of {self.d.size} d"
+        else:
+            fit = "no slope"
+        counts = f"censored {int(np.sum(self.censored))}, diverged {int(np.sum(self.diverged))}"
+        note = f"; {self.message}" if self.message else ""
+        return f"d = {d}: {fit}; {counts}{note}"
+
+    def __repr__(self):
+        return f"EscapeSlope({self._summary()})"
+
+    def _repr_latex_(self):
+        text = self._summary()
+        for char in "\\&%$#_{}":
+            text = text.replace(char, "\\" + char)
+        return rf"$\text{{EscapeSlope: {text}}}$"
+
 
 _ON_CENSORED = ("exclude", "drop", "raise")
 

@@ -1,10 +1,13 @@
 """Shared writer for the derivation scripts (public API only)."""
 
+import os
+import re
 from pathlib import Path
 
 import sympy as sp
 
-OUT = Path(__file__).resolve().parent / "out"
+# SYMLORA_DERIVATIONS_OUT redirects the output (the tests compile it in a temporary folder)
+OUT = Path(os.environ.get("SYMLORA_DERIVATIONS_OUT") or Path(__file__).resolve().parent / "out")
 
 
 def write(name, models, title, notes=""):
@@ -13,7 +16,7 @@ def write(name, models, title, notes=""):
     bodies, lines = [], [f"# {title}", "", notes, ""]
     for label, model in models.items():
         lin = model.linearization()
-        heading = label.replace("^", r"\^{}").replace("_", r"\_")
+        heading = re.sub(r"\^(\d+)", r"\\textsuperscript{\1}", label).replace("_", r"\_")
         bodies.append("\\section{" + heading + "}\n" + model.to_latex(body_only=True))
         lines += [f"## {label}", "", f"- student `{model.student.name}`, teacher `{model.teacher.name}`, "
                   f"{model.pretraining} pre-training, rank {model.rank}",

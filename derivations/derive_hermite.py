@@ -1,8 +1,8 @@
 """Hermite activations He2..He6 with matching teachers: closed forms and critical mu."""
 
-import sympy as sp
 from _common import OUT, write
 
+from symlora._figures import describe_number
 from symlora.models import HERMITE_PAIRS, models
 
 if __name__ == "__main__":
@@ -11,5 +11,5 @@ if __name__ == "__main__":
     lines = ["# Critical mu of the Hermite pairs", "", "| pair | mu_c | escape law |", "|---|---|---|"]
     for label, model in chosen.items():
         for root in model.critical_mu((0, 1)):
-            lines.append(f"| {label} | {sp.sstr(root)} ≈ {float(sp.N(root)):.12g} | {model.escape_law(root)} |")
+            lines.append(f"| {label} | {describe_number(root)} | {model.escape_law(root)} |")
     (OUT / "hermite_critical_mu.md").write_text("\n".join(lines) + "\n")

@@ -8,15 +8,18 @@ docs/theory.md §3.
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from . import _symbols as S
-from ._expectation import is_exact
+from ._expectation import evaluate_with_error, is_exact
+from ._figures import describe_number, format_number
 
 __all__ = ["model_to_latex", "latex_lines"]
 
-#: Characters of LaTeX source per displayed line before a sum is broken.
-_LINE = 110
+#: Visible width (estimated characters, see :func:`_width`) of a displayed line, left side included.
+_LINE = 80
 
 _NAMES = {
     sp.Symbol("A_lambda"): r"A_\lambda",
@@ -31,24 +34,112 @@ def _tex(expr) -> str:
     return sp.latex(expr, symbol_names=_NAMES)
 
 
+def _width(tex: str) -> int:
+    """Rough printed width of LaTeX math, in characters.
+
+    Commands count as one character, grouping and sizing markup as none,
+    and a fraction as its wider part; deliberately on the generous side so
+    that a line judged to fit does fit the 17 cm text width.
+    """
+    text = re.sub(r"\\(left|right|Bigl|Bigr|bigl|bigr|quad|qquad|,|;)\b", "", tex)
+    while True:  # \frac{A}{B} -> the wider of A and B
+        match = re.search(r"\\frac\{((?:[^{}]|\{[^{}]*\})*)\}\{((?:[^{}]|\{[^{}]*\})*)\}", text)
+        if not match:
+            break
+        num, den = match.group(1), match.group(2)
+        text = text[: match.start()] + (num if _width(num) >= _width(den) else den) + text[match.end():]
+    text = re.sub(r"\\[a-zA-Z]+", "x", text)
+    text = re.sub(r"[{}^_ ]", "", text)
+    return len(text)
+
+
+def _split(expr, width: int) -> list:
+    r"""Lines of at most ``width`` (estimated) whose concatenation is ``expr``.
+
+    Sums are broken between terms (each line after the first starts with
+    its sign); a product whose widest factor is a sum, possibly raised to a
+    power, keeps its other factors in front and breaks the sum inside
+    ``\Bigl( … \Bigr)``.  Anything else (a long square root, a quadrature
+    node) stays on one line.
+    """
+    text = _tex(expr)
+    if _width(text) <= width:
+        return [text]
+    if isinstance(expr, sp.Add):
+        lines, current = [], ""
+        for term in expr.as_ordered_terms():
+            for piece in _split(term, width - 2):
+                sign = "" if not current and not lines else ("" if piece.startswith("-") else "+ ")
+                piece = sign + piece
+                if current and _width(current) + _width(piece) > width:
+                    lines.append(current)
+                    current = piece
+                else:
+                    current = f"{current} {piece}".strip()
+        return lines + [current]
+    if isinstance(expr, sp.Mul):
+        factors = list(expr.as_ordered_factors())
+        inner = [f for f in factors if isinstance(f, sp.Add) or (isinstance(f, sp.Pow) and isinstance(f.base, sp.Add)
+                                                                 and f.exp.is_Integer and f.exp > 0)]
+        if inner:
+            widest = max(inner, key=lambda f: _width(_tex(f)))
+            rest = sp.Mul(*[f for f in factors if f is not widest])
+            base, power = (widest.base, widest.exp) if isinstance(widest, sp.Pow) else (widest, 1)
+            if rest == -1:
+                prefix = "-"
+            elif rest == 1:
+                prefix = ""
+            else:
+                prefix = _tex(rest) + (r"\," if not rest.is_Number else " ")
+                prefix = prefix if not prefix.startswith("-") or rest.is_Number else prefix
+            suffix = r"\Bigr)" + (f"^{{{power}}}" if power != 1 else "")
+            if _width(prefix) > width // 3:  # a long prefix gets a line of its own
+                lines = [f"{prefix}\\Bigl("] + _split(base, width - 4)
+            else:
+                lines = _split(base, width - 4 - _width(prefix))
+                lines[0] = f"{prefix}\\Bigl({lines[0]}"
+            lines[-1] = f"{lines[-1]}{suffix}"
+            return lines
+    return [text]
+
+
 def latex_lines(lhs: str, expr) -> str:
-    """``lhs &= ...`` with the terms of a long sum spread over several lines."""
-    terms = sp.Add.make_args(expr)
-    if len(terms) == 1 or len(_tex(expr)) <= _LINE:
-        return f"{lhs} &= {_tex(expr)}"
-    lines, current = [], ""
-    for term in terms:
-        text = _tex(term)
-        if current and not text.startswith("-"):
-            text = "+ " + text
-        if current and len(current) + len(text) > _LINE:
-            lines.append(current)
-            current = text
-        else:
-            current = f"{current} {text}".strip()
-    lines.append(current)
-    body = f" \\\\\n  &\\quad ".join(lines)
+    """``lhs &= ...`` with long sums spread over several aligned lines.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> print(latex_lines("f", sum(x**k for k in range(40))).count(r"\\"))
+    2
+    """
+    lines = _split(expr, max(_LINE - _width(lhs), 30))
+    body = " \\\\\n  &\\quad ".join(lines)
     return f"{lhs} &= {body}"
+
+
+def _signed_root(term):
+    """``t`` with ``t² = term`` keeping the sign-carrying factors, or ``None``."""
+    coeff, rest = term.as_coeff_Mul()
+    if not coeff > 0:
+        return None
+    out = [sp.sqrt(coeff)]
+    for factor in sp.Mul.make_args(rest):
+        base, exp = factor.as_base_exp()
+        # even powers carry the sign of the root; the other factors of a square are non-negative
+        out.append(base ** (exp / 2) if exp.is_Integer and exp % 2 == 0 else sp.sqrt(factor))
+    return sp.Mul(*out)
+
+
+def _coupling_lines(a) -> list:
+    """``a(μ)``; a norm ``sqrt(a_1² + a_2²)`` is written with its signed parts defined first."""
+    if isinstance(a, sp.Pow) and a.exp == sp.Rational(1, 2) and isinstance(a.base, sp.Add):
+        parts = [_signed_root(t) for t in a.base.as_ordered_terms()]
+        if all(p is not None for p in parts):
+            names = [f"a_{{{k + 1}}}" for k in range(len(parts))]
+            norm = " + ".join(f"{n}^2" for n in names)
+            return [latex_lines(n, p) for n, p in zip(names, parts)] + [f"a(\\mu) &= \\sqrt{{{norm}}}"]
+    return [latex_lines("a(\\mu)", a)]
 
 
 def _align(rows) -> str:
@@ -85,6 +176,14 @@ def model_to_latex(model, body_only: bool = False, critical_interval=(0, 1)) -> 
         f"$w = w_0 + {adapter}$, ${pre}$; one-pass SGD with learning rate $\\eta/d$, batch $B$, "
         "$v$ renormalised after each step; time $t = \\text{steps}/d$.\n"
     )
+    if model.rank == 2:
+        parts.append("Statistics: $m_a = v_a\\cdot w^*$, the adapter scales $u_a$ ($a = 1, 2$) and "
+                     "$q_{12} = v_1\\cdot v_2$.\n")
+    elif model.pretraining == "general":
+        parts.append("Statistics: $m = v\\cdot w^*$, $s = v\\cdot w_\\perp$ (the overlap with the orthogonal part of "
+                     "the pre-trained weight) and the adapter scale $u$.\n")
+    else:
+        parts.append("Statistics: $m = v\\cdot w^*$ and the adapter scale $u$.\n")
     parts.append(_align([
         f"\\sigma(x) &= {student.latex()}",
         f"\\sigma^*(x) &= {teacher.latex()}",
@@ -107,7 +206,7 @@ def model_to_latex(model, body_only: bool = False, critical_interval=(0, 1)) -> 
     fixed = ", ".join(f"{_tex(k)} = {_tex(v)}" for k, v in lin.fixed_point.items())
     parts.append(f"At ${fixed}$, in units of $\\eta$:\n")
     parts.append(_align([
-        latex_lines("a(\\mu)", lin.a),
+        *_coupling_lines(lin.a),
         latex_lines("b(\\mu)", lin.b),
         "\\tau(\\mu) &= \\frac{b + \\sqrt{b^2 + 4a^2}}{2a^2},\\qquad "
         "t_{\\mathrm{esc}} \\approx \\frac{\\tau}{2\\eta}\\log d",
@@ -116,12 +215,16 @@ def model_to_latex(model, body_only: bool = False, critical_interval=(0, 1)) -> 
         try:
             roots = model.critical_mu(critical_interval)
         except ValueError as exc:
-            parts.append(f"Critical $\\mu$: {exc}.\n\n")
+            parts.append(f"Critical $\\mu$: {_escape(str(exc))}.\n\n")
+        except NotImplementedError:
+            parts.append("Critical $\\mu$: the zeros of $a(\\mu)$ could not be isolated exactly for this pair "
+                         "(see \\texttt{symlora tau} for its values).\n\n")
         else:
             lo, hi = critical_interval
-            listed = ", ".join(f"{_tex(r)} \\approx {float(sp.N(r)):.10g}" if not r.is_Float else f"{float(r):.10g}"
-                               for r in roots) or "\\text{none}"
-            parts.append(f"Zeros of $a(\\mu)$ in $[{lo}, {hi}]$ (critical $\\mu$): ${listed}$.\n\n")
+            listed = [f"${describe_number(r, latex=True, digits=10)}$" for r in roots]
+            items = "".join(f"\\item {item}\n" for item in listed)
+            parts.append(f"Zeros of $a(\\mu)$ in $[{lo}, {hi}]$ (critical $\\mu$):"
+                         + (f"\n\\begin{{itemize}}\n{items}\\end{{itemize}}\n\n" if listed else " none.\n\n"))
     exact = model.exact and lin.exact
     if exact:
         parts.append("\\paragraph{Exactness.} All expressions above are exact closed forms.\n")
@@ -131,6 +234,12 @@ def model_to_latex(model, body_only: bool = False, critical_interval=(0, 1)) -> 
             "here; symlora evaluates them by Gaussian quadrature with an error estimate (approximate). "
             "All other expressions are exact.\n"
         )
+        if model.pretraining == "aligned" and model.rank == 1:
+            values = []
+            for name, expr in (("a", lin.a), ("b", lin.b)):
+                value, error = evaluate_with_error(expr, {S.mu: sp.Rational(1, 2)})
+                values.append(f"${name}(1/2) = {format_number(value, 10)} \\pm {format_number(error, 2)}$")
+            parts.append("For example " + " and ".join(values) + " (quadrature error estimates).\n")
     body = "\n".join(parts)
     if body_only:
         return body
@@ -147,4 +256,5 @@ def _escape(text: str) -> str:
     for char, repl in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("^", r"\^{}"), ("&", r"\&"),
                        ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("{", r"\{"), ("}", r"\}")):
         text = text.replace(char, repl)
-    return text.replace("**", "\\^{}\\^{}").replace("*", "$\\cdot$")
+    text = re.sub(r"\*\*\s*\(?([0-9A-Za-z.]+)\)?", r"\\textsuperscript{\1}", text)
+    return text.replace("*", "$\\cdot$")

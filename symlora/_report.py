@@ -14,7 +14,6 @@ The library does the work; this module only orchestrates and draws.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from pathlib import Path
@@ -22,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from ._figures import STYLES, describe_number, finish_axes, format_number, plot_tau_panel, tau_curve
+from ._figures import pyplot as _pyplot
+from ._figures import write_csv as _write_csv
 from ._integrate import fit_escape_slope
 from ._theory import THEORY_FILE, copy_theory, section_link
 from .simulate import compare_with_ode, escape_slope, simulate_sgd
@@ -32,24 +34,6 @@ __all__ = ["reproduce"]
 QUICK_PAIRS = ("x", "erf", "relu", "tanh", "He3", "x/x^2")
 
 
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "symlora reproduce draws figures with matplotlib: pip install 'symlora[plots]'"
-        ) from exc
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _write_csv(path, header, rows):
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path:
@@ -129,24 +113,23 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     # -- tau table and figure ---------------------------------------------------
     mu_grid = np.linspace(0.0, 0.98, 50 if quick else 99)
     tau_rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    curves = {"standard": {}, "hermite": {}}
     for label, model in models.items():
         coeffs = model.coefficients(mu_grid)
         for k, mu in enumerate(mu_grid):
-            tau_rows.append((label, f"{mu:.6g}", f"{coeffs['a'][k]:.12g}", f"{coeffs['b'][k]:.12g}",
-                             f"{coeffs['tau'][k]:.12g}"))
-        ax = axes[1] if label.startswith("He") else axes[0]
-        tau = np.where(np.isfinite(coeffs["tau"]) & (coeffs["tau"] > 0), coeffs["tau"], np.nan)
-        ax.plot(mu_grid, tau, label=label)
-    for ax, title in zip(axes, ("standard activations and squared teachers", "Hermite activations He_k")):
-        ax.set_yscale("log")
-        ax.set_xlabel("pre-training strength μ")
-        ax.set_ylabel("τ(μ)  (units of 1/η)")
-        ax.set_title(title)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+            tau_rows.append((label, float(mu), float(coeffs["a"][k]), float(coeffs["b"][k]), float(coeffs["tau"][k])))
+        try:
+            roots = model.critical_mu((0, sp.Rational(49, 50)))
+        except (ValueError, NotImplementedError):
+            roots = []
+        curves["hermite" if label.startswith("He") else "standard"][label] = tau_curve(
+            model, 0.0, 0.98, len(mu_grid), roots=roots)
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.8), squeeze=False)
+    for row, (group, title) in enumerate((("standard", "standard activations and squared teachers"),
+                                          ("hermite", "Hermite activations $\\mathrm{He}_k$"))):
+        plot_tau_panel(axes[row], curves[group], title=title)
     fig.tight_layout()
-    fig.savefig(out / "tau.png", dpi=120)
+    fig.savefig(out / "tau.png", dpi=110)
     plt.close(fig)
     _write_csv(out / "tau.csv", ["pair", "mu", "a", "b", "tau"], tau_rows)
     bar.set_postfix_str("tau table", refresh=False)
@@ -157,12 +140,12 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     for label, model in models.items():
         for root in model.critical_mu((0, 1)):
             law = model.escape_law(root)
-            crit_rows.append((label, sp.sstr(root), f"{float(sp.N(root)):.12g}", law.kind, str(law)))
+            crit_rows.append((label, describe_number(root), format_number(float(sp.N(root))), law.kind, str(law)))
     _write_csv(out / "critical_mu.csv", ["pair", "mu_c", "mu_c_numeric", "law", "statement"], crit_rows)
     lines += ["## Critical μ (zeros of a(μ) in [0, 1]) and escape laws there", "",
               f"See {section_link(5, 'theory §5.3')} and, for the finite-d picture, {section_link(6)}.", "",
               "| pair | μc | law |", "|---|---|---|"]
-    lines += [f"| {r[0]} | {r[2]} | {r[4]} |" for r in crit_rows]
+    lines += [f"| {r[0]} | {r[1]} | {r[4]} |" for r in crit_rows]
     lines += ["", "Where a = 0 the line u = 0 is invariant for the d → ∞ ODE (see `symlora derive`); "
               "the finite-d law reported there is a fluctuation-driven estimate, see the escape law's derivation.", ""]
     limit_rows = []
@@ -204,7 +187,7 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     # -- SGD --------------------------------------------------------------------------
     ds = [100, 200, 400] if quick else [250, 500, 1000, 2000]
     seeds = 16 if quick else 24
-    sgd_rows = []
+    sgd_rows, fit_rows = [], []
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for label in sgd_pairs:
         model = models[label]
@@ -213,9 +196,9 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
         fit = escape_slope(ds, [r.escape_time for r in runs])
         predicted = float(model.tau(mu_check)) / 2
         for d, mean, sem, cens in zip(ds, fit.mean, fit.sem, fit.censored):
-            sgd_rows.append((label, d, f"{mean:.6g}", f"{sem:.3g}", int(cens), f"{fit.slope:.4g}",
-                             f"{fit.slope_sem:.2g}", f"{predicted:.4g}"))
-        line = ax.errorbar(np.log(ds), fit.mean, yerr=fit.sem, fmt="o", label=f"{label}: SGD, slope {fit.slope:.2f} ± {fit.slope_sem:.2f}")
+            sgd_rows.append((label, d, float(mean), float(sem), int(cens)))
+        fit_rows.append((label, float(fit.slope), float(fit.slope_sem), predicted))
+        line = ax.errorbar(np.log(ds), fit.mean, yerr=fit.sem, fmt="os"[len(fit_rows) % 2], label=f"{label}: SGD, slope {fit.slope:.2f} ± {fit.slope_sem:.2f}")
         xs = np.log(np.array(ds, dtype=float))
         ax.plot(xs, fit.intercept + fit.slope * xs, color=line[0].get_color(), alpha=0.4)
         ax.plot(xs, fit.mean.mean() + predicted * (xs - xs.mean()), "--", color=line[0].get_color(),
@@ -230,15 +213,17 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     fig.tight_layout()
     fig.savefig(out / "escape_log_d.png", dpi=120)
     plt.close(fig)
-    _write_csv(out / "escape_sgd.csv", ["pair", "d", "mean", "sem", "censored", "slope", "slope_sem",
-                                        "predicted_slope"], sgd_rows)
+    _write_csv(out / "escape_sgd.csv", ["pair", "d", "mean", "sem", "censored"], sgd_rows)
+    _write_csv(out / "escape_sgd_fit.csv", ["pair", "slope", "slope_sem", "predicted_slope"], fit_rows)
     lines += [f"## Escape law by finite-d SGD (μ = {mu_check}, {seeds} seeds per d, m0 = d^(-1/2))", "",
               "Starting every run at m0 = d^(-1/2) keeps log(1/m0) = (log d)/2, the quantity the law is about, "
               "and removes the spread of a uniform start; u0 = 0 and the SGD noise are those of the real model "
               f"({section_link(7, 'theory §7.4')}; the O(1) offset is explained in {section_link(6)}).", "",
-              "| pair | d | mean escape time | s.e.m. | censored | slope | predicted τ/(2η) |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} ± {r[6]} | {r[7]} |" for r in sgd_rows]
+              "| pair | d | mean escape time | s.e.m. | censored |", "|---|---|---|---|---|"]
+    lines += [f"| {r[0]} | {r[1]} | {format_number(r[2], 6)} | {format_number(r[3], 3)} | {r[4]} |" for r in sgd_rows]
+    lines += ["", "| pair | slope in log d | predicted τ/(2η) |", "|---|---|---|"]
+    lines += [f"| {r[0]} | {format_number(r[1], 4)} ± {format_number(r[2], 2)} | {format_number(r[3], 4)} |"
+              for r in fit_rows]
     lines += ["", "![escape time vs log d](escape_log_d.png)", ""]
 
     # -- trajectories ODE vs SGD ---------------------------------------------------------
@@ -249,20 +234,17 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     comparison = compare_with_ode(model, run, align=0.1)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for k in range(run.m.shape[0]):
-        axes[0].plot(run.t, np.abs(run.m[k]), lw=1, label=f"SGD seed {k}")
-    axes[0].set_xlabel("t = steps/d")
-    axes[0].set_ylabel("|m(t)|")
-    axes[0].set_title(f"SGD runs, {model.student.name}, d = {d_traj}, μ = {mu_check}")
-    axes[0].grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
+        # (u, v) -> (-u, -v) is a symmetry: show every run with m > 0 at the end
+        sign = np.sign(run.m[k][-1]) or 1.0
+        axes[0].plot(run.t, sign * run.m[k], lw=1, ls=STYLES[k % len(STYLES)]["ls"], label=f"SGD seed {k}")
+    finish_axes(axes[0], "$t$ = steps$/d$", "$m(t)$ (sign fixed by $(u,v)\\to(-u,-v)$)",
+                f"SGD runs, {model.student.name}, $d$ = {d_traj}, $\\mu$ = {mu_check}")
     for k in np.flatnonzero(comparison.aligned):
-        axes[1].plot(comparison.t, comparison.sgd["m"][k], lw=1.5, label=f"SGD seed {k}")
+        axes[1].plot(comparison.t, comparison.sgd["m"][k], lw=1.5, ls=STYLES[k % len(STYLES)]["ls"],
+                     label=f"SGD seed {k}")
         axes[1].plot(comparison.t, comparison.ode["m"][k], "k--", lw=1, label="ODE" if k == 0 else None)
-    axes[1].set_xlabel("time since |m| first reached 0.1")
-    axes[1].set_ylabel("m(t)")
-    axes[1].set_title(f"after alignment: max |ODE - SGD| = {comparison.max_deviation:.3f}")
-    axes[1].grid(True, alpha=0.3)
-    axes[1].legend(fontsize=8)
+    finish_axes(axes[1], "time since $|m|$ first reached 0.1", "$m(t)$ (sign fixed by $(u,v)\\to(-u,-v)$)",
+                f"after alignment: max |ODE − SGD| = {comparison.max_deviation:.3f}")
     fig.tight_layout()
     fig.savefig(out / "trajectories.png", dpi=120)
     plt.close(fig)

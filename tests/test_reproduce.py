@@ -4,6 +4,7 @@ import csv
 import re
 
 import pytest
+from _latexcheck import PDFLATEX, assert_fits
 
 from symlora._report import reproduce
 
@@ -30,6 +31,18 @@ def test_reproduce_quick(tmp_path):
     anchors = {"".join(c for c in a if c.isalnum() or c in " -_").replace(" ", "-") for a in anchors}
     links = re.findall(r"\(theory\.md#([\w-]+)\)", text)
     assert links and set(links) <= anchors
+    # numbers for people: no CRootOf, no 20-digit floats, no "1 ≈ 1", no -0
+    for name in ("critical_mu.csv", "tau.csv", "escape_sgd.csv", "escape_sgd_fit.csv", "report.md"):
+        content = (out / name).read_text()
+        assert "CRootOf" not in content and "1.0000000000000" not in content and "1 ≈ 1" not in content, name
+        assert ",-0," not in content and ",-0\n" not in content, name
+    assert "root of 5μ³ + 5μ² + μ − 1 ≈ 0.3207" in text
+    # one value per row: the fitted slope lives in its own table
+    fits = list(csv.DictReader(open(out / "escape_sgd_fit.csv")))
+    assert len(fits) == len({r["pair"] for r in csv.DictReader(open(out / "escape_sgd.csv"))})
+    if PDFLATEX:
+        for document in sorted((out / "tex").glob("*.tex")):
+            assert_fits(document)
 
 
 def test_reproduce_rejects_unknown_pair(tmp_path):

@@ -284,6 +284,24 @@ def _two_term(plt, out, quick, bar):
             "and b > 0 (dotted lines).", ""] + table + ["", "![two-term](tau_two_term_hermite.png)", ""]
 
 
+def _latex_exports(out, quick, bar):
+    """``tex/<pair>.tex``: the derivation of every pair the paper's figures use (a sample with ``quick``)."""
+    pairs = [(name, None) for name in ACTIVATIONS] + [("He3", None), ("He2(x) + He4(x)", None),
+                                                      ("relu", "relu(x)**2"), ("He2", "He2(x)**2")]
+    if quick:
+        pairs = pairs[:1] + pairs[4:6] + pairs[-1:]
+    (out / "tex").mkdir(exist_ok=True)
+    names = []
+    for student, teacher in pairs:
+        model = LoRAModel(student, teacher)
+        name = "".join(ch if ch.isalnum() else "_" for ch in model.student.name + "__" + model.teacher.name)
+        (out / "tex" / f"{name}.tex").write_text(model.to_latex())
+        names.append(f"`tex/{name}.tex`")
+    bar("LaTeX")
+    return ["## LaTeX", "", "Derivations (model, ODE, linearisation, critical μ) as standalone documents: "
+            + ", ".join(names) + ".", ""]
+
+
 def _errata_section(plt, out, published, quick, bar):
     if published is None:
         return ["## Errata", "", "Skipped: no published tables found (pass --published DIR pointing at the folder "
@@ -395,6 +413,7 @@ def paper(out="symlora-paper", quick=False, published="auto", progress=None) -> 
         lines += _dynamics(plt, out, quick, bar)
         lines += _general(plt, out, quick, bar)
         lines += _curriculum(plt, out, quick, bar)
+        lines += _latex_exports(out, quick, bar)
         errata_lines, note = _errata_section(plt, out, folder, quick, bar)
         lines += errata_lines
     lines += [f"Total time {time.perf_counter() - started:.0f} s{' (quick run)' if quick else ''}.", ""]

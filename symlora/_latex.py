@@ -104,13 +104,14 @@ def _split(expr, width: int) -> list:
 
 
 def latex_lines(lhs: str, expr) -> str:
-    """``lhs &= ...`` with long sums spread over several aligned lines.
+    r"""``lhs &= ...`` with long sums spread over several aligned lines.
 
     Examples
     --------
     >>> import sympy as sp
     >>> x = sp.Symbol("x")
-    >>> print(latex_lines("f", sum(x**k for k in range(40))).count(r"\\"))
+    >>> text = latex_lines("f", sum(x**k for k in range(60)))
+    >>> text.count(r"&\quad")     # continuation lines
     2
     """
     lines = _split(expr, max(_LINE - _width(lhs), 30))

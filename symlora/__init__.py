@@ -44,6 +44,8 @@ _EXPORTS = {
     "compare_with_ode": "simulate",
     "escape_slope": "simulate",
     "simulate_sgd": "simulate",
+    "SweepResult": "_sweep",
+    "sweep": "_sweep",
 }
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "ODEComparison",
     "ODESystem",
     "SGDResult",
+    "SweepResult",
     "activation",
     "compare_with_ode",
     "escape_slope",
@@ -71,6 +74,7 @@ __all__ = [
     "is_exact",
     "quadrature_expectation",
     "simulate_sgd",
+    "sweep",
     "x",
 ]
 

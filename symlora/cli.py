@@ -21,7 +21,7 @@ import numpy as np
 __all__ = ["main", "parse_float_list", "parse_int_list", "emit", "format_table", "CommandError"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("derive", "law", "tau", "escape", "simulate", "latex", "reproduce", "paper")
+COMMANDS = ("derive", "law", "tau", "escape", "simulate", "sweep", "latex", "reproduce", "paper")
 
 
 class CommandError(ValueError):

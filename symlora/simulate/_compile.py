@@ -5,15 +5,17 @@ activations, printed from SymPy by the package's one code generator
 (:func:`symlora._codegen.scalar_function_source`), and the numba
 decorations.  It is written to a file named by the hash of its text, so that
 numba's on-disk cache (``cache=True``) serves later processes and can never
-be stale; the folder is ``$SYMLORA_CACHE_DIR/kernels`` (default
-``~/.cache/symlora/kernels``) and is safe to delete.
+be stale; the folder is ``kernels`` in symlora's cache folder
+(``$SYMLORA_CACHE_DIR``, default ``~/.cache/symlora``) and is safe to delete.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -33,22 +35,32 @@ _COMPILED = ("sigma", "dsigma", "teacher", "_write_statistics", "_chi_square", "
 
 
 def kernel_folder() -> Path:
-    """Folder of the generated kernel modules (created if missing)."""
-    root = os.environ.get("SYMLORA_CACHE_DIR")
-    if root:
-        base = Path(root)
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "symlora"
-    folder = base / "kernels"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, delete=True)
-        probe.close()
-    except OSError:
-        # an unwritable home: a private folder under the system's temporary directory
-        folder = Path(tempfile.gettempdir()) / f"symlora-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}"
-        folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    """Folder of the generated kernel modules (created if missing).
+
+    ``kernels`` in symlora's cache folder (:func:`symlora._diskcache.cache_dir`);
+    when caching is switched off or the folder is not writable, a private
+    temporary folder (the modules must exist as files for numba).
+    """
+    from .._diskcache import cache_dir
+
+    base = cache_dir()
+    if base is not None:
+        folder = base / "kernels"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder):
+                pass
+            return folder
+        except OSError:
+            pass
+    global _PRIVATE
+    if _PRIVATE is None:
+        _PRIVATE = Path(tempfile.mkdtemp(prefix="symlora-kernels-"))
+        atexit.register(shutil.rmtree, _PRIVATE, ignore_errors=True)
+    return _PRIVATE
+
+
+_PRIVATE = None
 
 
 def _source(student, teacher) -> str:

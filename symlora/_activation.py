@@ -15,9 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-import mpmath
 import numpy as np
 import sympy as sp
+
+from ._integrability import check_activation_expr
+from ._validate import check_magnitude, check_text
 
 __all__ = ["Activation", "activation", "x", "ACTIVATION_NAMES"]
 
@@ -28,6 +30,10 @@ MAX_SPEC_LENGTH = 400
 MAX_EXPONENT = 12
 MAX_DEGREE = 24
 MAX_HERMITE_INDEX = 24
+#: Deepest nesting of parentheses, calls and signs in activation text.
+MAX_NESTING = 30
+#: Most function calls in one activation text.
+MAX_CALLS = 40
 #: Largest decimal exponent of a number literal (``1e999999999`` would take
 #: hours to build as an exact rational).
 MAX_LITERAL_EXPONENT = 100
@@ -64,7 +70,7 @@ _NAMED: dict[str, Callable[[sp.Expr], sp.Expr]] = {
 #: Names accepted by :func:`activation` on their own (``He<k>`` is accepted too).
 ACTIVATION_NAMES = ("x", "linear", "relu", "erf", "sigmoid", "tanh", "sign", "softplus", "He<k>")
 
-_HERMITE_RE = re.compile(r"He(\d+)\Z")
+_HERMITE_RE = re.compile(r"He([0-9]+)\Z")
 
 
 def _named_function(name: str):
@@ -91,7 +97,9 @@ _TOKEN_RE = re.compile(
   | (?P<name>[A-Za-z][A-Za-z0-9]*)
   | (?P<op>\*\*|[-+*/()])
     """,
-    re.VERBOSE,
+    # ASCII only: \d and \s would otherwise accept Arabic-Indic digits or
+    # full-width characters and read them as numbers
+    re.VERBOSE | re.ASCII,
 )
 
 
@@ -135,6 +143,8 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.pos = 0
+        self.depth = 0
+        self.calls = 0
 
     def _peek(self):
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -180,12 +190,24 @@ class _Parser:
             if tok[1] == "*":
                 result = result * rhs
             else:
-                if rhs == 0:
+                if rhs == 0 or (not rhs.free_symbols and _numerically_zero(rhs)):
                     raise ValueError(f"division by zero in activation {self.text!r}")
                 result = result / rhs
         return result
 
     def _unary(self):
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise ValueError(
+                    f"activation {self.text!r} is nested too deeply (more than {MAX_NESTING} levels of "
+                    "parentheses, calls or signs)"
+                )
+            return self._unary_inner()
+        finally:
+            self.depth -= 1
+
+    def _unary_inner(self):
         tok = self._peek()
         if tok is not None and tok[1] in ("+", "-") and tok[0] == "op":
             self._next()
@@ -272,9 +294,30 @@ class _Parser:
                 f"{name!r} at position {pos} in {self.text!r} must be called, e.g. {name}(x)"
             )
         self._next()
+        self.calls += 1
+        if self.calls > MAX_CALLS:
+            raise ValueError(f"activation {self.text!r} has more than {MAX_CALLS} function calls")
         arg = self._expr()
         self._expect(")")
+        match = _HERMITE_RE.match(name)
+        if match:
+            # bound the degree before SymPy expands He_k(arg): He24(He24(x)) has
+            # degree 576 and takes minutes to expand, even when multiplied by 0
+            degree = int(match.group(1)) * _atom_degree_bound(arg)
+            if degree > MAX_DEGREE:
+                raise ValueError(
+                    f"{name}(...) at position {pos} in {self.text!r} has degree up to {degree} "
+                    f"in x and its functions, above the limit {MAX_DEGREE}"
+                )
+            if not arg.is_polynomial(x):
+                return sp.hermite_prob(int(match.group(1)), arg)
         return _named_function(name)(arg)
+
+
+def _numerically_zero(constant: sp.Expr) -> bool:
+    """Whether a constant is 0 to 50 digits (``sigmoid(1) + sigmoid(-1) - 1``)."""
+    value = sp.N(constant, 50)
+    return not value.is_number or value.has(sp.nan, sp.zoo) or abs(value) < sp.Float("1e-45")
 
 
 def _parse(text: str) -> sp.Expr:
@@ -364,6 +407,33 @@ class Activation:
     expr: sp.Expr
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
+    def __post_init__(self):
+        # the constructor is public: the same checks as activation(), and no text
+        # ever reaches SymPy (a str expr would be parsed as Python by sympify)
+        check_text(self.name, "name", 10 * MAX_SPEC_LENGTH)
+        if not isinstance(self.expr, sp.Expr):
+            raise TypeError(
+                f"expr must be a SymPy expression in symlora.x, not {type(self.expr).__name__} "
+                "(build activations from text with symlora.activation)"
+            )
+        extra = self.expr.free_symbols - {x}
+        if extra:
+            raise ValueError(
+                f"expr must depend only on symlora.x, found {', '.join(sorted(map(str, extra)))}"
+            )
+        if not self.expr.has(x):
+            raise ValueError(f"activation {self.name!r} does not depend on x")
+        _check_integrable(self.expr, self.name)
+
+    # the cache holds compiled (local) functions: pickle without it, rebuild lazily
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+
+    def __setstate__(self, state):
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "_cache", {})
+
     def __call__(self, arg):
         """``σ(arg)`` as a SymPy expression (``arg`` any SymPy expression)."""
         return self.expr.subs(x, arg)
@@ -431,47 +501,33 @@ class Activation:
         return self._cache[key]
 
 
-def _check_no_real_pole(expr: sp.Expr, name: str) -> None:
-    """Reject poles on the real line where the denominator is a polynomial in x.
-
-    ``1/x`` or ``1/(x - 1)`` make ``E[σ(X)^2]`` diverge.  Denominators that are
-    not polynomials (e.g. ``1/tanh(x)``) are not examined.
-    """
-    _, denominator = sp.fraction(sp.together(expr))
-    if denominator.has(x) and denominator.is_polynomial(x):
-        roots = sp.real_roots(sp.Poly(denominator, x))
-        if roots:
-            raise ValueError(
-                f"activation {name!r} has a pole at x = {roots[0]}: its Gaussian expectations diverge"
-            )
-
-
 def _check_integrable(expr: sp.Expr, name: str) -> None:
-    """Reject activations that grow like ``exp(c x^2)`` (Gaussian moments diverge).
+    """Refuse activations that are not real, finite and Gaussian-square-integrable.
 
-    Polynomials always pass.  Otherwise ``log|f(x)| / x^2`` is evaluated at
-    ``x = ±10^4`` with mpmath (no overflow): exponential-of-linear growth
-    gives about ``10^-4``, ``exp(c x^2)`` gives ``c``; ``c >= 10^-3`` is rejected.
+    The decision is a structural analysis of the expression (poles under any
+    denominator, fractional powers of negative values, growth like
+    ``exp(c |x|^p)`` with ``p >= 2``); see :mod:`symlora._integrability`.
+    Constants must lie within ``[1e-30, 1e30]`` in absolute value (the
+    generated double-precision code squares them).
     """
-    if expr.is_polynomial(x):
-        if any(c.is_real is not True for c in sp.Poly(expr, x).coeffs()):
-            raise ValueError(f"activation {name!r} is not real-valued (complex coefficients)")
-        return
-    _check_no_real_pole(expr, name)
-    for point in (10**4, -(10**4)):
-        # sympy's own arbitrary-precision evaluation: no generated code is run
-        value = sp.N(expr.subs(x, point), 20)
-        if not value.is_number or value.has(sp.nan, sp.zoo):
-            raise ValueError(f"activation {name!r} cannot be evaluated at x = {point}")
-        if not value.is_real:
-            raise ValueError(f"activation {name!r} is not real-valued (at x = {point})")
-        # from the binary representation: the decimal string of e.g.
-        # exp(-exp(10^4)) has a 4343-digit exponent and takes forever to print
-        magnitude = abs(mpmath.mpf(sp.Float(value)._mpf_))
-        if magnitude > 0 and mpmath.log(magnitude) / point**2 > 1e-3:
-            raise ValueError(
-                f"activation {name!r} grows like exp(c x^2): its Gaussian expectations diverge"
-            )
+    check_activation_expr(expr, x, f"activation {name!r}")
+    for number in expr.atoms(sp.Number):
+        check_magnitude(number, f"a constant in activation {name!r}")
+
+
+def _atom_degree_bound(expr: sp.Expr) -> int:
+    """Degree bound of ``expr`` as a polynomial in ``x`` and its function atoms (each of degree 1)."""
+    if not expr.has(x):
+        return 0
+    if expr == x or isinstance(expr, sp.Function):
+        return 1
+    if expr.is_Add:
+        return max(_atom_degree_bound(arg) for arg in expr.args)
+    if expr.is_Mul:
+        return sum(_atom_degree_bound(arg) for arg in expr.args)
+    if expr.is_Pow and expr.exp.is_Integer:
+        return abs(int(expr.exp)) * _atom_degree_bound(expr.base)
+    return 1
 
 
 def _degree_bound(expr: sp.Expr) -> int:
@@ -507,7 +563,6 @@ def _activation_from_text(text: str) -> Activation:
             raise ValueError(
                 f"activation {text!r} has degree {sp.degree(expr, x)}, above the limit {MAX_DEGREE}"
             )
-    _check_integrable(expr, text)
     return Activation(name=text.strip(), expr=expr)
 
 
@@ -554,6 +609,7 @@ def activation(spec) -> Activation:
     if isinstance(spec, Activation):
         return spec
     if isinstance(spec, str):
+        check_text(spec, "activation text", MAX_SPEC_LENGTH)
         # Leading underscores are never names here: reject them before tokenising
         # so that the message names the whole identifier.
         match = re.search(r"_+[A-Za-z0-9_]*", spec)
@@ -593,7 +649,6 @@ def _activation_from_expr(expr: sp.Expr, name: str) -> Activation:
     expr = expr.subs(sym, x)
     if expr.is_polynomial(x):
         expr = sp.expand(expr)
-    _check_integrable(expr, name)
     if name == str(expr.subs(x, sym)) and sym != x:
         name = str(expr)
     return Activation(name=name, expr=expr)

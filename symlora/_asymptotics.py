@@ -111,14 +111,32 @@ class Linearization:
         -------
         dict
             ``{"a", "b", "tau", "a_error", "b_error"}`` as floats.
+
+        Raises
+        ------
+        TypeError
+            ``mu`` is not a number (strings are refused), ``dps`` not an integer.
+        ValueError
+            ``mu`` outside ``[0, 1e6]``, ``dps`` outside ``[15, 1000]``, or
+            values beyond double precision.
         """
-        mu = sp.nsimplify(mu)
+        from ._validate import MU_MAX, as_exact_number
+
+        mu = as_exact_number(mu, "mu", nonnegative=True)
+        if mu > MU_MAX:
+            raise ValueError(f"mu must be <= {MU_MAX:g}, got {sp.N(mu, 6)}")
+        if isinstance(dps, bool) or not isinstance(dps, (int, np.integer)):
+            raise TypeError(f"dps must be an integer, got {dps!r}")
+        if not 15 <= dps <= 1000:
+            raise ValueError(f"dps must lie in [15, 1000], got {dps}")
         out = {}
         for name in ("a", "b"):
             expr = getattr(self, name)
             value, error = _high_precision(expr.subs(S.mu, mu), dps)
             out[name], out[name + "_error"] = value, error
         a, b = out["a"], out["b"]
+        if not (np.isfinite(a) and np.isfinite(b)):
+            raise ValueError(f"a({mu}) or b({mu}) is beyond double precision (a = {a}, b = {b})")
         out["tau"] = tau_from(a, b)
         return out
 
@@ -131,10 +149,14 @@ def tau_from(a, b):
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
-    disc = np.sqrt(b * b + 4 * a * a)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        direct = (b + disc) / (2 * a * a)
-        stable = 2.0 / (disc - b)
+    with np.errstate(all="ignore"):
+        # scaled by max(|a|, |b|) so that b² + 4a² cannot overflow (|a| ~ 1e300)
+        scale = np.maximum(np.abs(a), np.abs(b))
+        scale = np.where(scale > 0, scale, 1.0)
+        a_s, b_s = a / scale, b / scale
+        disc = np.sqrt(b_s * b_s + 4 * a_s * a_s)
+        direct = (b_s + disc) / (2 * a_s * a_s) / scale
+        stable = 2.0 / (disc - b_s) / scale
         result = np.where(b > 0, direct, stable)
     result = np.where((a == 0) & (b >= 0), np.inf, result)
     return result if result.ndim else float(result)

@@ -38,13 +38,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ._integrability import NotIntegrableError, check_activation_expr
 from ._node import GaussianExpectation
+from ._validate import covariance_matrix
 
 __all__ = ["gaussian_expectation", "is_exact", "evaluate_with_error", "NotIntegrableError", "as_expr"]
-
-
-class NotIntegrableError(ValueError):
-    """The expectation diverges (e.g. a squared Dirac delta)."""
 
 
 # --------------------------------------------------------------------------
@@ -69,24 +67,8 @@ def as_expr(value, name="expr"):
 
 
 def _as_cov(cov, n) -> sp.ImmutableMatrix:
-    if isinstance(cov, str):
-        raise TypeError("cov must be a square matrix (nested lists or a SymPy Matrix), not a string")
-    if isinstance(cov, sp.MatrixBase):
-        rows = cov.tolist()
-    else:
-        try:
-            rows = [list(row) for row in cov]
-        except TypeError as exc:
-            raise TypeError(f"cov must be a square matrix (nested lists or a SymPy Matrix): {exc}") from exc
-    # entries one by one and strictly: a Matrix built from strings would evaluate them
-    entries = [[as_expr(c, "cov entry") for c in row] for row in rows]
-    if len(entries) != n or any(len(row) != n for row in entries):
-        shape = (len(entries), len(entries[0]) if entries else 0)
-        raise ValueError(f"cov has shape {shape}; expected ({n}, {n}) for {n} variables")
-    matrix = sp.ImmutableMatrix(entries)
-    if matrix != matrix.T:
-        raise ValueError("cov must be symmetric")
-    return matrix
+    """The covariance, checked: symmetric, PSD, real and finite (see :mod:`symlora._validate`)."""
+    return covariance_matrix(cov, n, "cov")
 
 
 def _rewrite_piecewise_linear(expr: sp.Expr) -> sp.Expr:
@@ -626,7 +608,76 @@ def gaussian_expectation(expr, variables, cov) -> sp.Expr:
     cov = _as_cov(cov, len(variables))
     if any(c.has(*variables) for c in cov):
         raise ValueError("cov must not depend on the Gaussian variables")
-    return _cached_expectation(expr, variables, cov)
+    _check_integrand(expr, variables)
+    result = _cached_expectation(expr, variables, cov)
+    if not result.free_symbols and not result.has(GaussianExpectation):
+        # a numeric covariance outside the domain of a closed form (E[exp(X²)]
+        # at Var X >= 1/2 would read -I or zoo): the integral diverges
+        value = sp.N(result, 20)
+        if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not value.is_real:
+            raise NotIntegrableError(
+                f"E[{expr}] diverges for this covariance (the closed form gives {sp.N(result, 6)})"
+            )
+    return result
+
+
+#: Largest total degree of a polynomial factor in ``gaussian_expectation``
+#: (Isserlis' recursion is as deep as the degree).
+MAX_MOMENT_DEGREE = 200
+#: Size limit of an input expression (nodes of the tree).
+MAX_INPUT_NODES = 20000
+
+
+def _check_integrand(expr, variables) -> None:
+    """Refuse integrands whose expectation diverges for every covariance, before any work.
+
+    Gaussian factors ``exp(quadratic form)`` are left to the exact reduction
+    (whether they converge depends on the covariance: the result is checked);
+    Dirac deltas are conditioned on exactly.  Everything else must be a real,
+    finite function growing like ``exp(o(|x|^2))``: this is checked along the
+    coordinate axes and along a generic direction with the one-dimensional
+    analysis of :mod:`symlora._integrability`.
+    """
+    count = 0
+    for node in sp.preorder_traversal(expr):
+        count += 1
+        if count > MAX_INPUT_NODES:
+            raise ValueError(f"expr is too large (more than {MAX_INPUT_NODES} nodes)")
+        if isinstance(node, sp.Pow) and node.exp.is_Integer and node.base.has(*variables):
+            if abs(int(node.exp)) > MAX_MOMENT_DEGREE:
+                raise ValueError(
+                    f"expr has the power {sp.sstr(node.base)[:40]}**{node.exp}; "
+                    f"exponents are limited to {MAX_MOMENT_DEGREE}"
+                )
+    if expr.free_symbols - set(variables):
+        return  # parameters in the integrand: the growth depends on them
+    t = sp.Symbol("t", real=True)
+
+    def strip(e):
+        # Gaussian factors exp(quadratic) and deltas that multiply or add at the
+        # top level are the reduction's business; inside other functions they stay
+        if isinstance(e, sp.exp):
+            arg = e.args[0]
+            if arg.is_polynomial(*variables) and sp.Poly(arg, *variables).total_degree() <= 2:
+                return sp.S.One
+            return e
+        if isinstance(e, sp.DiracDelta):
+            return sp.S.Zero
+        if isinstance(e, (sp.Add, sp.Mul)) or (isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 0):
+            return e.func(*[strip(a) for a in e.args])
+        return e
+
+    plain = strip(expr)
+    if not plain.has(*variables) or plain.is_polynomial(*variables):
+        return
+    n = len(variables)
+    directions = [[1 if i == j else 0 for i in range(n)] for j in range(n)]
+    if n > 1:
+        directions.append([sp.Rational(k + 2, k + 3) for k in range(n)])
+    for direction in directions:
+        ray = plain.xreplace({v: c * t for v, c in zip(variables, direction)})
+        if ray.has(t):
+            check_activation_expr(ray, t, f"the integrand {sp.sstr(expr)[:80]}")
 
 
 def is_exact(expr) -> bool:

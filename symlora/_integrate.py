@@ -21,6 +21,7 @@ from scipy.integrate import DOP853, RK45, solve_ivp
 
 from ._codegen import compile_ode
 from ._ode_system import ODESystem
+from ._validate import MAX_ARRAY_SIZE, MU_MAX, as_float, as_float_array, check_mu
 
 __all__ = [
     "IntegrationResult",
@@ -143,12 +144,22 @@ def _named(mapping, symbols, what, required):
 
 
 def _check_eps(eps, threshold):
-    eps_arr = np.asarray(eps, dtype=float)
+    threshold = as_float(threshold, "threshold")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
-    if np.any(~np.isfinite(eps_arr)) or np.any(eps_arr <= 0) or np.any(eps_arr >= threshold):
+    eps_arr, _ = as_float_array(eps, "eps")
+    if np.any(eps_arr <= 0) or np.any(eps_arr >= threshold):
         raise ValueError(f"eps must satisfy 0 < eps < threshold = {threshold}")
+    if np.any(eps_arr < 1e-300):
+        raise ValueError("eps must be >= 1e-300 (log(1/eps) sets the time scale)")
     return eps_arr
+
+
+def _check_t_max(t_max):
+    t_max = as_float(t_max, "t_max")
+    if not 0 < t_max <= 1e12:
+        raise ValueError(f"t_max must lie in (0, 1e12], got {t_max:g}")
+    return t_max
 
 
 def _prepare(system, initial, parameters):
@@ -156,7 +167,14 @@ def _prepare(system, initial, parameters):
         raise TypeError(f"system must be an ODESystem, got {type(system).__name__}")
     y0 = _named(initial, system.states, "initial state", required=False)
     params = _named(parameters, system.parameters, "parameter", required=True)
-    arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in y0 + params])
+    names = [s.name for s in system.states] + [p.name for p in system.parameters]
+    checked = [as_float_array(v, name)[0] for v, name in zip(y0 + params, names)]
+    try:
+        arrays = np.broadcast_arrays(*checked)
+    except ValueError as exc:
+        raise ValueError(f"initial states and parameters do not broadcast together: {exc}") from None
+    if arrays[0].size > MAX_ARRAY_SIZE // 10:
+        raise ValueError(f"batch of {arrays[0].size} members is too large (at most {MAX_ARRAY_SIZE // 10})")
     shape = arrays[0].shape
     n = len(system.states)
     y0 = np.stack([a.ravel() for a in arrays[:n]])
@@ -189,12 +207,11 @@ def integrate(system, initial, parameters, t_max, t_eval=None, *, rtol=1e-9, ato
     -------
     IntegrationResult
     """
-    if not np.isfinite(t_max) or t_max <= 0:
-        raise ValueError(f"t_max must be positive and finite, got {t_max}")
+    t_max = _check_t_max(t_max)
     compiled, y0, params, shape = _prepare(system, initial, parameters)
     n, batch = y0.shape
-    t_eval = np.linspace(0.0, t_max, 201) if t_eval is None else np.asarray(t_eval, dtype=float)
-    if t_eval.ndim != 1 or np.any(np.diff(t_eval) < 0) or t_eval[0] < 0 or t_eval[-1] > t_max:
+    t_eval = np.linspace(0.0, t_max, 201) if t_eval is None else as_float_array(t_eval, "t_eval")[0]
+    if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) < 0) or t_eval[0] < 0 or t_eval[-1] > t_max:
         raise ValueError("t_eval must be increasing and lie in [0, t_max]")
 
     def fun(t, y):
@@ -255,9 +272,8 @@ def escape_time(
     EscapeResult
     """
     eps_arr = _check_eps(eps, threshold)
-    if not np.isfinite(t_max) or t_max <= 0:
-        raise ValueError(f"t_max must be positive and finite, got {t_max}")
-    if method not in _SOLVERS:
+    t_max = _check_t_max(t_max)
+    if not isinstance(method, str) or method not in _SOLVERS:
         raise ValueError(f"method must be one of {sorted(_SOLVERS)}, got {method!r}")
     names = [s.name for s in system.states]
     if observed not in names:
@@ -353,9 +369,9 @@ def _parameter_values(model, mu, mu_perp, parameters):
         if symbol.name not in values and symbol.name not in extra:
             raise ValueError(f"the model leaves {symbol.name} symbolic: pass parameters={{'{symbol.name}': value}}")
     values.update(extra)
-    mu_arr = np.asarray(mu, dtype=float)
-    if np.any(mu_arr < 0) or not np.all(np.isfinite(mu_arr)):
-        raise ValueError("mu (pre-training strength) must be finite and >= 0")
+    check_mu(mu)
+    if model.pretraining == "general":
+        as_float_array(mu_perp, "mu_perp", low=0.0, high=MU_MAX)
     return values
 
 
@@ -424,22 +440,51 @@ def escape_time_model(model, mu, eps, threshold=0.5, t_max=None, *, mu_perp=0.0,
 def fit_escape_slope(eps, times):
     """Least-squares slope of escape time against ``log(1/eps)``.
 
+    Censored (infinite) times are left out of the fit.
+
+    Parameters
+    ----------
+    eps : array_like
+        Initial overlaps, finite, in ``(0, 1)``.
+    times : array_like
+        Escape times, one per ``eps`` (``inf`` for censored runs).
+
     Returns
     -------
     (float, float)
-        Slope and its standard error; the error is ``nan`` with two points
-        (a line through two points has no residual to estimate it from).
+        Slope and its standard error; the error is ``nan`` with exactly two
+        points (a line through two points has no residual to estimate it from).
 
     Raises
     ------
+    TypeError
+        Non-numeric input (strings are refused).
     ValueError
-        Fewer than two finite times.
+        ``eps`` and ``times`` of different sizes, ``eps`` outside ``(0, 1)``,
+        negative or ``nan`` times, or fewer than two distinct ``eps`` with a
+        finite time.
+
+    Examples
+    --------
+    >>> slope, err = fit_escape_slope([1e-2, 1e-4, 1e-6], [10.0, 20.0, 30.0])
+    >>> round(slope, 6)
+    2.171472
     """
-    eps = np.asarray(eps, dtype=float).ravel()
-    times = np.asarray(times, dtype=float).ravel()
+    eps, _ = as_float_array(eps, "eps")
+    eps = eps.ravel()
+    times = np.asarray(as_float_array(times, "times", allow_inf=True)[0], dtype=float).ravel()
+    if eps.size != times.size:
+        raise ValueError(f"eps has {eps.size} values but times has {times.size}; give one time per eps")
+    if np.any(eps <= 0) or np.any(eps >= 1):
+        raise ValueError("eps values must lie in (0, 1)")
+    if np.any(np.isnan(times)) or np.any(times < 0):
+        raise ValueError("times must be >= 0 (inf for censored runs), not nan")
     ok = np.isfinite(times)
-    if ok.sum() < 2:
-        raise ValueError("need at least two finite escape times to fit a slope")
+    if np.unique(eps[ok]).size < 2:
+        raise ValueError(
+            "need two finite escape times (at two or more distinct eps) to fit a slope "
+            f"(got {np.unique(eps[ok]).size} distinct eps with a finite time)"
+        )
     x = np.log(1 / eps[ok])
     y = times[ok]
     design = np.vstack([x, np.ones_like(x)]).T

@@ -15,6 +15,7 @@ enter only linearly and are removed by Stein's lemma,
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from . import _diskcache
@@ -22,6 +23,7 @@ from . import _symbols as S
 from ._activation import Activation, activation
 from ._expectation import gaussian_expectation, is_exact
 from ._ode_system import ODESystem
+from ._validate import MU_MAX, as_exact_number, as_float_array, check_magnitude, check_mu, scalar_or_array
 
 __all__ = ["LoRAModel"]
 
@@ -33,23 +35,11 @@ _ON_DISK = frozenset({"expectations", ("ode", False, False), ("ode", True, False
 
 
 def _check_parameter(value, name, *, positive=False, nonnegative=False, integer=False):
-    try:
-        value = sp.sympify(value, strict=True) if not isinstance(value, sp.Basic) else value
-    except (sp.SympifyError, TypeError) as exc:
-        raise TypeError(f"{name} must be a number or a SymPy symbol, got {value!r}") from exc
-    if not isinstance(value, sp.Expr):
-        raise TypeError(f"{name} must be a number or a SymPy symbol, got {value!r}")
-    if value.is_number:
-        if not value.is_real:
-            raise ValueError(f"{name} must be real, got {value}")
-        if isinstance(value, sp.Float):
-            value = sp.nsimplify(value, rational=True)
-        if positive and not value.is_positive:
-            raise ValueError(f"{name} must be positive, got {value}")
-        if nonnegative and value.is_negative:
-            raise ValueError(f"{name} must be non-negative, got {value}")
-        if integer and not value.is_integer:
-            raise ValueError(f"{name} must be a whole number, got {value}")
+    """A model parameter: a number (never text) or a SymPy symbol/expression."""
+    value = as_exact_number(value, name, symbolic=True, positive=positive, nonnegative=nonnegative,
+                            integer=integer)
+    if isinstance(value, sp.Expr) and value.is_number:
+        check_magnitude(value, name)
     return value
 
 
@@ -132,6 +122,15 @@ class LoRAModel:
                 f"student {student.name!r} has a Dirac delta as derivative: its gradient vanishes "
                 "almost everywhere and E[σ'(λ)^2] diverges; use a continuous student"
             )
+
+    # the cache holds compiled (local) functions: pickle without it, rebuild lazily
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+
+    def __setstate__(self, state):
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "_cache", {})
 
     # ------------------------------------------------------------------ names
 
@@ -405,7 +404,11 @@ class LoRAModel:
         """Zeros of ``a(μ)`` in ``interval`` (exact roots for polynomial pairs)."""
         from ._asymptotics import critical_mu
 
-        lo, hi = (sp.nsimplify(v) for v in interval)
+        if isinstance(interval, (str, bytes)) or not hasattr(interval, "__len__") or len(interval) != 2:
+            raise TypeError(f"interval must be a pair (lo, hi) of numbers, got {interval!r}")
+        lo, hi = (as_exact_number(v, name, nonnegative=True) for v, name in zip(interval, ("interval lo", "interval hi")))
+        if hi > MU_MAX:
+            raise ValueError(f"interval hi must be <= {MU_MAX:g}, got {hi}")
         if not lo < hi:
             raise ValueError(f"interval must satisfy lo < hi, got {interval}")
         return self._cached(("critical_mu", lo, hi), lambda: critical_mu(self, lo, hi))
@@ -414,9 +417,7 @@ class LoRAModel:
         """Leading escape-time law at pre-training strength ``mu``."""
         from ._asymptotics import escape_law
 
-        # Python numbers become exact (0.5 -> 1/2); SymPy numbers such as the
-        # numeric roots of critical_mu keep their precision, which escape_law uses
-        mu = mu if isinstance(mu, sp.Expr) else sp.nsimplify(mu)
+        mu = _exact_mu(mu)
         return self._cached(("escape_law", mu), lambda: escape_law(self, mu))
 
     def tau_limits(self) -> dict:
@@ -432,19 +433,57 @@ class LoRAModel:
 
         ``mu_perp`` (general pre-training only, default 0) broadcasts with ``mu``.
 
+        Parameters
+        ----------
+        mu : float or array_like
+            Pre-training strengths, finite, in ``[0, 1e6]``.
+        mu_perp : float or array_like, optional
+            Finite and ``>= 0`` (general pre-training only).
+
         Returns
         -------
-        dict of numpy.ndarray
-            ``{"a": ..., "b": ..., "tau": ...}`` (``tau`` in units of ``1/η``).
+        dict
+            ``{"a": ..., "b": ..., "tau": ...}`` (``tau`` in units of ``1/η``):
+            Python floats for scalar input, numpy arrays otherwise.
+
+        Raises
+        ------
+        TypeError
+            ``mu`` is not a number or array of numbers (strings are refused).
+        ValueError
+            ``mu`` outside ``[0, 1e6]`` or not finite; ``a`` or ``b`` overflow
+            double precision.
         """
         from ._codegen import coefficients_function
 
-        if mu_perp is not None and self.pretraining != "general":
-            raise ValueError("mu_perp is only used with pretraining='general'")
-        return coefficients_function(self)(mu, mu_perp)
+        mu_values, scalar = check_mu(mu)
+        if mu_perp is not None:
+            if self.pretraining != "general":
+                raise ValueError("mu_perp is only used with pretraining='general'")
+            mu_perp, perp_scalar = as_float_array(mu_perp, "mu_perp", low=0.0, high=MU_MAX)
+            scalar = scalar and perp_scalar
+        with np.errstate(all="ignore"):
+            values = coefficients_function(self)(mu_values, mu_perp)
+        finite = np.isfinite(values["a"]) & np.isfinite(values["b"])
+        if not np.all(finite):
+            where = np.broadcast_to(mu_values, np.shape(finite))[~finite].flat[0]
+            raise ValueError(
+                f"a(mu), b(mu) of {self.name} are not finite in double precision at mu = {where:g} "
+                "(overflow); use model.linearization() for exact values"
+            )
+        return {key: scalar_or_array(value, scalar) for key, value in values.items()}
 
     def tau(self, mu):
-        """``τ(μ)`` (units of ``1/η``), vectorised over ``mu``."""
+        """``τ(μ)`` (units of ``1/η``), vectorised over ``mu``.
+
+        A Python float for scalar ``mu``, a numpy array otherwise; ``inf``
+        where ``a(μ) = 0`` (no linear escape).  See :meth:`coefficients`.
+
+        Examples
+        --------
+        >>> LoRAModel("x").tau(0.5)
+        4.82842712474619
+        """
         return self.coefficients(mu)["tau"]
 
     # ------------------------------------------------------------ integration
@@ -500,8 +539,19 @@ class LoRAModel:
         return escape_time_model(self, mu, eps, threshold=threshold, t_max=t_max, **kwargs)
 
     def export_python(self, path):
-        """Write a standalone numpy/scipy module with the ODE and ``τ(μ)``."""
+        """Write a standalone numpy/scipy module with the ODE and ``τ(μ)``.
+
+        ``path`` is a ``str`` or path object naming a ``.py`` file in an
+        existing folder.
+        """
+        import os
+
         from ._codegen import export_model
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        if not str(path).strip() or not str(path).endswith(".py"):
+            raise ValueError(f"path must name a Python file ending in .py, got {str(path)[:80]!r}")
 
         return export_model(self, path)
 
@@ -511,6 +561,16 @@ class LoRAModel:
 
         return model_to_latex(self, **kwargs)
 
+
+
+def _exact_mu(mu) -> sp.Expr:
+    """One pre-training strength as an exact SymPy number in ``[0, MU_MAX]`` (no text)."""
+    # Python numbers become exact (0.5 -> 1/2); SymPy numbers such as the
+    # numeric roots of critical_mu keep their precision, which escape_law uses
+    mu = as_exact_number(mu, "mu", nonnegative=True, rationalize=False)
+    if mu > MU_MAX:
+        raise ValueError(f"mu must be <= {MU_MAX:g}, got {sp.N(mu, 6)}")
+    return mu
 
 
 def _stable_form(expr: sp.Expr) -> sp.Expr:

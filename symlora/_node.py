@@ -15,6 +15,7 @@ import numpy as np
 import sympy as sp
 
 from ._quadrature import quadrature_expectation
+from ._validate import covariance_matrix
 
 __all__ = ["GaussianExpectation"]
 
@@ -44,12 +45,9 @@ class GaussianExpectation(sp.Expr):
     def __new__(cls, integrand, covariance):
         if not isinstance(integrand, sp.Lambda):
             raise TypeError("integrand must be a sympy.Lambda of the Gaussian variables")
-        covariance = sp.ImmutableMatrix(covariance)
         nvars = len(integrand.variables)
-        if covariance.shape != (nvars, nvars):
-            raise ValueError(
-                f"covariance has shape {covariance.shape}, expected ({nvars}, {nvars})"
-            )
+        # entries one by one, never parsed from text; symmetric, PSD, finite
+        covariance = covariance_matrix(covariance, nvars, "covariance")
         return sp.Expr.__new__(cls, integrand, covariance)
 
     @property

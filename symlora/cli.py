@@ -14,11 +14,14 @@ import importlib
 import json
 import math
 import os
+import re
 import sys
+import warnings
 
 import numpy as np
 
-__all__ = ["main", "parse_float_list", "parse_int_list", "emit", "format_table", "CommandError"]
+__all__ = ["main", "parse_number", "parse_int", "parse_float_list", "parse_int_list", "emit", "format_table",
+           "CommandError"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("derive", "law", "tau", "escape", "simulate", "sweep", "latex", "reproduce", "paper")
@@ -28,52 +31,132 @@ class CommandError(ValueError):
     """A user error detected by a subcommand; printed as one line."""
 
 
+#: Longest accepted number or list argument (characters), checked first.
+MAX_ARGUMENT_LENGTH = 2000
+#: Most values a list or ``start:stop:num`` grid may hold.
+MAX_LIST_LENGTH = 10_000
+
+# ASCII only: float()/int() would also read '1_0' as 10, ' ١ ' (Arabic-Indic) as 1,
+# 'inf', 'nan' and full-width digits
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\Z", re.ASCII)
+_INT_RE = re.compile(r"\+?[0-9]{1,18}\Z", re.ASCII)
+
+
+def parse_number(text: str, name: str = "value") -> float:
+    """A finite decimal number written in ASCII (``0.5``, ``1e-3``), strictly.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Anything else: ``1_0``, non-ASCII digits, ``inf``, ``nan``, hex,
+        overflowing exponents.
+
+    Examples
+    --------
+    >>> parse_number("1e-3")
+    0.001
+    """
+    if len(text) > 60:
+        raise argparse.ArgumentTypeError(f"invalid {name}: number of {len(text)} characters is too long")
+    stripped = text.strip(" ")
+    if not _FLOAT_RE.match(stripped):
+        raise argparse.ArgumentTypeError(
+            f"invalid {name} {_show(text)}: expected a decimal number such as 0.5 or 1e-3 (ASCII digits)"
+        )
+    value = float(stripped)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"invalid {name} {_show(text)}: the number is too large")
+    return value
+
+
+def parse_int(text: str, name: str = "value") -> int:
+    """A whole number written in ASCII digits (``250``), strictly."""
+    if len(text) > 60:
+        raise argparse.ArgumentTypeError(f"invalid {name}: number of {len(text)} characters is too long")
+    stripped = text.strip(" ")
+    if not _INT_RE.match(stripped):
+        raise argparse.ArgumentTypeError(
+            f"invalid {name} {_show(text)}: expected a whole number such as 250 (ASCII digits, at most 18)"
+        )
+    return int(stripped)
+
+
+def _show(text: str) -> str:
+    """The argument as a short, printable quote (ascii escapes, truncated)."""
+    shown = ascii(text)
+    return shown if len(shown) <= 60 else shown[:57] + "...'"
+
+
+def _check_list_text(text: str, name: str) -> str:
+    if len(text) > MAX_ARGUMENT_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"invalid {name} list: {len(text)} characters, at most {MAX_ARGUMENT_LENGTH}"
+        )
+    return text.strip(" ")
+
+
 def parse_float_list(text: str, name: str = "value") -> np.ndarray:
     """Parse ``"0.1,0.5,0.9"`` or ``"start:stop:num"`` (inclusive, like linspace).
+
+    At most :data:`MAX_LIST_LENGTH` values; numbers are ASCII decimals
+    (see :func:`parse_number`).
 
     Raises
     ------
     argparse.ArgumentTypeError
         Naming the argument and the offending text.
     """
-    text = text.strip()
-    try:
-        if ":" in text:
-            parts = text.split(":")
-            if len(parts) != 3:
-                raise ValueError
-            start, stop = float(parts[0]), float(parts[1])
-            num = int(parts[2])
-            if num < 1:
-                raise ValueError
+    text = _check_list_text(text, name)
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise argparse.ArgumentTypeError(
+                f"invalid {name} list {_show(text)}: use comma-separated numbers like 0.1,0.5 "
+                "or start:stop:num like 0:0.9:10"
+            )
+        start, stop = parse_number(parts[0], name), parse_number(parts[1], name)
+        num = parse_int(parts[2], f"{name} count")
+        if not 1 <= num <= MAX_LIST_LENGTH:
+            raise argparse.ArgumentTypeError(
+                f"invalid {name} list {_show(text)}: num must lie in [1, {MAX_LIST_LENGTH}], got {num}"
+            )
+        with np.errstate(all="ignore"):
             values = np.linspace(start, stop, num)
-        else:
-            values = np.array([float(p) for p in text.split(",")])
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid {name} list {text!r}: use comma-separated numbers like 0.1,0.5 "
-            "or start:stop:num like 0:0.9:10"
-        ) from None
+    else:
+        parts = text.split(",")
+        if len(parts) > MAX_LIST_LENGTH:
+            raise argparse.ArgumentTypeError(f"invalid {name} list: more than {MAX_LIST_LENGTH} values")
+        values = np.array([parse_number(p, name) for p in parts])
     if values.size == 0 or not np.all(np.isfinite(values)):
-        raise argparse.ArgumentTypeError(f"invalid {name} list {text!r}: numbers must be finite")
+        raise argparse.ArgumentTypeError(f"invalid {name} list {_show(text)}: numbers must be finite")
     return values
 
 
 def parse_int_list(text: str, name: str = "value") -> np.ndarray:
     """Parse ``"250,500,1000"`` or ``"start:stop:num"`` (geometric spacing, rounded)."""
-    text = text.strip()
-    try:
-        if ":" in text:
-            start, stop, num = text.split(":")
-            values = np.unique(np.round(np.geomspace(int(start), int(stop), int(num))).astype(int))
-        else:
-            values = np.array([int(p) for p in text.split(",")])
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid {name} list {text!r}: use comma-separated integers like 250,500,1000"
-        ) from None
+    text = _check_list_text(text, name)
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise argparse.ArgumentTypeError(
+                f"invalid {name} list {_show(text)}: use comma-separated integers like 250,500,1000 "
+                "or start:stop:num"
+            )
+        start, stop, num = (parse_int(p, name) for p in parts)
+        if not 1 <= num <= MAX_LIST_LENGTH:
+            raise argparse.ArgumentTypeError(
+                f"invalid {name} list {_show(text)}: num must lie in [1, {MAX_LIST_LENGTH}], got {num}"
+            )
+        if start < 1 or stop < 1:
+            raise argparse.ArgumentTypeError(f"invalid {name} list {_show(text)}: start and stop must be >= 1")
+        values = np.unique(np.round(np.geomspace(start, stop, num)).astype(np.int64))
+    else:
+        parts = text.split(",")
+        if len(parts) > MAX_LIST_LENGTH:
+            raise argparse.ArgumentTypeError(f"invalid {name} list: more than {MAX_LIST_LENGTH} values")
+        values = np.array([parse_int(p, name) for p in parts], dtype=np.int64)
     if values.size == 0:
-        raise argparse.ArgumentTypeError(f"invalid {name} list {text!r}: empty")
+        raise argparse.ArgumentTypeError(f"invalid {name} list {_show(text)}: empty")
     return values
 
 
@@ -133,7 +216,7 @@ def emit(payload: dict, fmt: str, table_columns: dict | None = None, extra_lines
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         # one readable line, exit 2 (argparse's own convention)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,10 +245,16 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
-        parser.print_help()
+        # no command: usage on stderr, non-zero exit (nothing was done)
+        parser.print_usage(sys.stderr)
+        print("symlora: error: a command is required (symlora --help lists them)", file=sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        # numeric warnings never reach the terminal: results that are not finite
+        # are refused or reported (e.g. as diverged runs) by the commands themselves
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): not an error of ours
         sys.stderr.close()
@@ -173,6 +262,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("symlora: interrupted", file=sys.stderr)
         return 130
+    except RecursionError:
+        print(f"symlora {args.command}: error: the input is nested too deeply to process", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"symlora {args.command}: error: out of memory; use smaller sizes", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError, ArithmeticError, NotImplementedError, ImportError) as exc:
         print(f"symlora {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -187,9 +282,12 @@ def main(argv=None) -> int:
         return 1
 
 
-def _one_line(exc) -> str:
+def _one_line(exc, limit: int = 400) -> str:
+    """The first line of the message, at most ``limit`` characters, printable."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    line = "".join(ch if ch.isprintable() else "?" for ch in line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -338,10 +338,10 @@ def test_every_raise_of_the_module(monkeypatch):
         ("x + *x", "unexpected '*'"),  # _atom: operator
         ("relu + x", "must be called"),  # _call
         ("x" + " " * 400, "too long"),  # _parse
-        ("x/(exp(x) - exp(10000))", "cannot be evaluated at x = 10000"),  # _check_integrable
-        ("x/(x - 10000)", "has a pole at x = 10000"),  # _check_no_real_pole
-        ("sqrt(x)", "not real-valued (at x = -10000)"),
-        ("sqrt(-1)*x", "complex coefficients"),
+        ("x/(exp(x) - exp(10000))", "may have a pole"),  # _integrability: enclosure holds 0
+        ("x/(x - 10000)", "has a pole at x ≈ 10000"),  # _integrability: polynomial root
+        ("sqrt(x)", "not real-valued: x takes negative values"),
+        ("sqrt(-1)*x", "not real-valued"),
         ("exp(x**2/2)", "grows like exp(c x^2)"),
         ("He0", "does not depend on x"),  # _activation_from_text
         ("x*0 + 1", "does not depend on x"),
@@ -377,6 +377,7 @@ def test_every_raise_of_the_module(monkeypatch):
     # unknown names first; numpy() never lambdifies a Dirac delta): still raise
     parser = act_module._Parser.__new__(act_module._Parser)
     parser.text, parser.tokens, parser.pos = "cosh(x)", [("name", "cosh", 0)], 0
+    parser.depth = parser.calls = 0
     with pytest.raises(ValueError, match="unknown name 'cosh'"):
         parser.parse()
     with pytest.raises(ValueError, match="Dirac delta"):

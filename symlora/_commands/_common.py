@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import parse_float_list
+from .._validate import MU_MAX
+from ..cli import parse_float_list, parse_int, parse_number
 
 
 def positive_float(name):
     def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: expected a number") from None
-        if not value > 0 or value != value or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: must be a positive finite number")
+        value = parse_number(text, name)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: must be a positive number")
         return value
 
     return parse
@@ -22,45 +20,40 @@ def positive_float(name):
 
 def nonnegative_float(name):
     def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: expected a number") from None
-        if not value >= 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: must be a non-negative finite number")
+        value = parse_number(text, name)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: must be a non-negative number")
         return value
 
     return parse
 
 
-def positive_int(name):
+def positive_int(name, maximum=None):
     def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: expected a whole number") from None
+        value = parse_int(text, name)
         if value < 1:
             raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: must be at least 1")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: must be at most {maximum}")
         return value
 
     return parse
 
 
 def mu_value(text):
-    """One pre-training strength: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: expected one number >= 0") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: must be finite and >= 0")
+    """One pre-training strength: a number in [0, MU_MAX]."""
+    value = parse_number(text, "mu")
+    if not 0 <= value <= MU_MAX:
+        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: must lie in [0, {MU_MAX:g}]")
     return value
 
 
 def mu_list(text):
     values = parse_float_list(text, "mu")
-    if (values < 0).any():
-        raise argparse.ArgumentTypeError(f"invalid mu list {text!r}: pre-training strengths must be >= 0")
+    if (values < 0).any() or (values > MU_MAX).any():
+        raise argparse.ArgumentTypeError(
+            f"invalid mu list {text[:60]!r}: pre-training strengths must lie in [0, {MU_MAX:g}]"
+        )
     return values
 
 

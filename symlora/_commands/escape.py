@@ -14,6 +14,10 @@ EXAMPLE = """examples:
   symlora escape --student relu --mu 0.3 --eps 1e-3,1e-6 --format json"""
 
 
+#: Most initial overlaps integrated by one command.
+MAX_EPS = 100
+
+
 def register(subparsers):
     parser = subparsers.add_parser(
         "escape",
@@ -43,6 +47,12 @@ def run(args) -> int:
         raise ValueError(f"--threshold must lie in (0, 1), got {args.threshold}")
     if np.any(eps <= 0) or np.any(eps >= args.threshold):
         raise ValueError(f"--eps values must satisfy 0 < eps < threshold = {args.threshold}")
+    if np.any(eps < 1e-300):
+        raise ValueError("--eps values must be >= 1e-300")
+    if eps.size > MAX_EPS:
+        raise ValueError(f"--eps takes at most {MAX_EPS} values, got {eps.size}")
+    if np.unique(eps).size != eps.size:
+        raise ValueError("--eps values must be distinct (a slope needs different initial overlaps)")
     model = build_model(args)
     tau = float(model.tau(args.mu))
     result = model.escape_time(args.mu, eps, threshold=args.threshold, t_max=args.t_max)

@@ -25,20 +25,31 @@ def register(subparsers):
     add_model_arguments(parser, pretraining=True)
     parser.add_argument("-o", "--output", required=True, metavar="FILE.tex", help="output file ('-' for stdout)")
     parser.add_argument("--body-only", action="store_true", help="only the equations, for \\input")
+    parser.add_argument("--force", action="store_true", help="overwrite FILE.tex if it exists")
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    model = build_model(args)
-    text = model.to_latex(body_only=args.body_only)
-    if args.output == "-":
-        print(text)
-        return 0
-    path = Path(args.output)
+def _check_output(output, force):
+    """The output path, refused before any work if it cannot or must not be written."""
+    if not output.strip():
+        raise ValueError("-o/--output is empty; give a file name such as model.tex (or '-' for stdout)")
+    path = Path(output)
     if path.is_dir():
         raise ValueError(f"output {path} is a folder; give a file name such as {path / 'model.tex'}")
     if not path.parent.exists():
         raise OSError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.exists() and not force:
+        raise ValueError(f"{path} exists; pass --force to overwrite it")
+    return path
+
+
+def run(args) -> int:
+    path = None if args.output == "-" else _check_output(args.output, args.force)
+    model = build_model(args)
+    text = model.to_latex(body_only=args.body_only)
+    if path is None:
+        print(text)
+        return 0
     path.write_text(text)
     print(f"wrote {path}")
     return 0

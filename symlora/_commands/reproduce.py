@@ -30,6 +30,10 @@ def register(subparsers):
 def run(args) -> int:
     from .._report import reproduce
 
+    if not args.out.strip():
+        raise ValueError("--out is empty; give an output folder such as symlora-out")
+    if len(args.out) > 4096 or "\0" in args.out:
+        raise ValueError("--out is not a usable path")
     report = reproduce(args.out, quick=args.quick, progress=args.progress)
     print(f"wrote {report}")
     return 0

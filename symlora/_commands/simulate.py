@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..cli import emit, parse_int_list
+from ..cli import emit, parse_int, parse_int_list, parse_number
 from ._common import add_model_arguments, add_progress_argument, build_model, mu_value, positive_float, positive_int
 
 EXAMPLE = """examples:
@@ -15,31 +15,69 @@ EXAMPLE = """examples:
   symlora simulate --student relu --mu 0.5 --d 100:3000:4 --seeds 64 --method reduced --format json"""
 
 
+#: Largest input dimension and number of runs per d accepted on the command line.
+MAX_D = 10**6
+MAX_SEEDS = 100_000
+MAX_D_VALUES = 50
+#: Refuse runs estimated to need more memory (bytes) or work (floating-point
+#: operations, ~1e9 per second on one core) than this.
+MEMORY_BUDGET = 2 * 2**30
+WORK_BUDGET = 4e12
+
+
 def _d_list(text):
     values = parse_int_list(text, "d")
-    if np.any(values < 2):
-        raise argparse.ArgumentTypeError(f"invalid d list {text!r}: every d must be at least 2")
+    if np.any(values < 2) or np.any(values > MAX_D):
+        raise argparse.ArgumentTypeError(f"invalid d list {text[:60]!r}: every d must lie in [2, {MAX_D}]")
+    if values.size > MAX_D_VALUES:
+        raise argparse.ArgumentTypeError(f"invalid d list {text[:60]!r}: at most {MAX_D_VALUES} values of d")
     return values
 
 
 def _threshold(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid --threshold {text!r}: expected a number") from None
+    value = parse_number(text, "--threshold")
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"invalid --threshold {text!r}: must lie in (0, 1)")
     return value
 
 
 def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid --seed {text!r}: expected a whole number >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid --seed {text!r}: must be >= 0")
+    value = parse_int(text, "--seed")
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"invalid --seed {text!r}: must be below 2**63")
     return value
+
+
+def estimate_cost(method, d_values, seeds, t_max):
+    """Rough (memory in bytes, floating-point operations) of a simulate run.
+
+    ``full`` keeps ``seeds`` vectors of length ``d`` (a few copies) and does
+    ``O(d)`` work per step and run, with ``t_max d`` steps; ``reduced``
+    works on a few numbers per run (its cost does not grow with ``d``).
+    """
+    d_max = max(int(d) for d in d_values)
+    if method == "full":
+        memory = 6 * 8 * seeds * d_max
+        work = sum(20.0 * seeds * t_max * float(d) ** 2 for d in d_values)
+    else:
+        memory = 64 * 8 * seeds
+        work = sum(50.0 * seeds * t_max * float(d) for d in d_values)
+    return memory, work
+
+
+def _check_cost(method, d_values, seeds, t_max):
+    memory, work = estimate_cost(method, d_values, seeds, t_max)
+    if memory > MEMORY_BUDGET:
+        raise ValueError(
+            f"this run would need about {memory / 2**30:.3g} GiB of memory ({seeds} runs of d = {max(d_values)}); "
+            f"the limit is {MEMORY_BUDGET / 2**30:g} GiB: use fewer --seeds or smaller --d"
+        )
+    if work > WORK_BUDGET:
+        raise ValueError(
+            f"this run would take about {work / 1e9 / 3600:.3g} CPU hours ({work:.2g} operations); "
+            f"refusing runs above {WORK_BUDGET / 1e9 / 3600:.2g} hours: use fewer --seeds, smaller --d, "
+            "a shorter --t-max or --method reduced"
+        )
 
 
 def register(subparsers):
@@ -58,7 +96,7 @@ def register(subparsers):
     parser.add_argument("--mu", required=True, type=mu_value, help="pre-training strength")
     parser.add_argument("--d", required=True, type=_d_list, metavar="LIST",
                         help="input dimensions: 250,500,1000 or start:stop:num (geometric)")
-    parser.add_argument("--seeds", type=positive_int("--seeds"), default=16, help="runs per d (default 16)")
+    parser.add_argument("--seeds", type=positive_int("--seeds", MAX_SEEDS), default=16, help="runs per d (default 16)")
     parser.add_argument("--seed", type=_seed, default=0,
                         help="seed of numpy.random.SeedSequence; d number k uses seed + k (default 0)")
     parser.add_argument("--threshold", type=_threshold, default=0.5,
@@ -78,9 +116,18 @@ def register(subparsers):
 def run(args) -> int:
     from ..simulate import escape_slope, simulate_sgd
 
+    # memory first (it needs no model): refuse before any work
+    _check_cost(args.method, args.d, args.seeds, 0.0)
     model = build_model(args)
     tau = float(np.asarray(model.tau(args.mu)))
     eta = float(model.lr)
+    if args.t_max is not None:
+        horizon = args.t_max
+    elif np.isfinite(tau):
+        horizon = max(3 * tau / eta * math.log(max(args.d)) + 10 * tau / eta, 1.0)
+    else:
+        horizon = 1e3 / eta
+    _check_cost(args.method, args.d, args.seeds, horizon)
     results = [
         simulate_sgd(model, args.mu, int(d), t_max=args.t_max, seeds=args.seeds, seed=args.seed + k,
                      threshold=args.threshold, method=args.method, threads=args.threads, progress=args.progress)

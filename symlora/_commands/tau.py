@@ -15,6 +15,10 @@ EXAMPLE = """examples:
   symlora tau --student tanh --mu 0.5 --precise"""
 
 
+#: Most mu values evaluated with --precise.
+MAX_PRECISE = 200
+
+
 def register(subparsers):
     parser = subparsers.add_parser(
         "tau",
@@ -39,6 +43,11 @@ def run(args) -> int:
     mu = np.asarray(args.mu, dtype=float)
     lin = model.linearization()
     if args.precise:
+        if mu.size > MAX_PRECISE:
+            raise ValueError(
+                f"--precise evaluates each mu with 30-digit arithmetic (up to a second each): "
+                f"at most {MAX_PRECISE} values, got {mu.size}"
+            )
         rows = [lin.values(m) for m in mu]
         values = {k: np.array([r[k] for r in rows]) for k in ("a", "b", "tau")}
     else:

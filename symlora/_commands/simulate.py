@@ -28,7 +28,7 @@ WORK_BUDGET = 4e12
 def _d_list(text):
     values = parse_int_list(text, "d")
     if np.any(values < 2) or np.any(values > MAX_D):
-        raise argparse.ArgumentTypeError(f"invalid d list {text[:60]!r}: every d must lie in [2, {MAX_D}]")
+        raise argparse.ArgumentTypeError(f"invalid d list {text[:60]!r}: every d must be at least 2 and at most {MAX_D}")
     if values.size > MAX_D_VALUES:
         raise argparse.ArgumentTypeError(f"invalid d list {text[:60]!r}: at most {MAX_D_VALUES} values of d")
     return values

@@ -114,7 +114,7 @@ def parse_float_list(text: str, name: str = "value") -> np.ndarray:
                 f"invalid {name} list {_show(text)}: use comma-separated numbers like 0.1,0.5 "
                 "or start:stop:num like 0:0.9:10"
             )
-        start, stop = parse_number(parts[0], name), parse_number(parts[1], name)
+        start, stop = parse_number(parts[0], f"{name} list"), parse_number(parts[1], f"{name} list")
         num = parse_int(parts[2], f"{name} count")
         if not 1 <= num <= MAX_LIST_LENGTH:
             raise argparse.ArgumentTypeError(
@@ -126,7 +126,7 @@ def parse_float_list(text: str, name: str = "value") -> np.ndarray:
         parts = text.split(",")
         if len(parts) > MAX_LIST_LENGTH:
             raise argparse.ArgumentTypeError(f"invalid {name} list: more than {MAX_LIST_LENGTH} values")
-        values = np.array([parse_number(p, name) for p in parts])
+        values = np.array([parse_number(p, f"{name} list") for p in parts])
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise argparse.ArgumentTypeError(f"invalid {name} list {_show(text)}: numbers must be finite")
     return values
@@ -142,7 +142,7 @@ def parse_int_list(text: str, name: str = "value") -> np.ndarray:
                 f"invalid {name} list {_show(text)}: use comma-separated integers like 250,500,1000 "
                 "or start:stop:num"
             )
-        start, stop, num = (parse_int(p, name) for p in parts)
+        start, stop, num = (parse_int(p, f"{name} list") for p in parts)
         if not 1 <= num <= MAX_LIST_LENGTH:
             raise argparse.ArgumentTypeError(
                 f"invalid {name} list {_show(text)}: num must lie in [1, {MAX_LIST_LENGTH}], got {num}"
@@ -154,7 +154,7 @@ def parse_int_list(text: str, name: str = "value") -> np.ndarray:
         parts = text.split(",")
         if len(parts) > MAX_LIST_LENGTH:
             raise argparse.ArgumentTypeError(f"invalid {name} list: more than {MAX_LIST_LENGTH} values")
-        values = np.array([parse_int(p, name) for p in parts], dtype=np.int64)
+        values = np.array([parse_int(p, f"{name} list") for p in parts], dtype=np.int64)
     if values.size == 0:
         raise argparse.ArgumentTypeError(f"invalid {name} list {_show(text)}: empty")
     return values

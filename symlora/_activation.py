@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from ._integrability import check_activation_expr
-from ._validate import check_magnitude, check_text
+from ._validate import as_exact_number, check_magnitude, check_text
 
 __all__ = ["Activation", "activation", "x", "ACTIVATION_NAMES"]
 
@@ -435,8 +435,8 @@ class Activation:
         object.__setattr__(self, "_cache", {})
 
     def __call__(self, arg):
-        """``σ(arg)`` as a SymPy expression (``arg`` any SymPy expression)."""
-        return self.expr.subs(x, arg)
+        """``σ(arg)`` as a SymPy expression (``arg`` any SymPy expression or number)."""
+        return self.expr.subs(x, _as_argument(arg))
 
     def derivative(self, order: int = 1) -> sp.Expr:
         """``σ^{(order)}(x)``, in the sense of distributions where needed."""
@@ -453,7 +453,7 @@ class Activation:
 
     def derivative_at(self, arg, order: int = 1) -> sp.Expr:
         """``σ^{(order)}(arg)``."""
-        return self.derivative(order).subs(x, arg)
+        return self.derivative(order).subs(x, _as_argument(arg))
 
     @property
     def is_polynomial(self) -> bool:
@@ -499,6 +499,12 @@ class Activation:
 
             self._cache[key] = func
         return self._cache[key]
+
+
+def _as_argument(arg) -> sp.Expr:
+    """An argument for ``σ(arg)``: a SymPy expression or a number, never text
+    (``Basic.subs`` would sympify, that is evaluate, a string)."""
+    return as_exact_number(arg, "argument", symbolic=True, rationalize=False)
 
 
 def _check_integrable(expr: sp.Expr, name: str) -> None:

@@ -40,7 +40,7 @@ import sympy as sp
 
 from ._integrability import NotIntegrableError, check_activation_expr
 from ._node import GaussianExpectation
-from ._validate import covariance_matrix
+from ._validate import as_exact_number, covariance_matrix
 
 __all__ = ["gaussian_expectation", "is_exact", "evaluate_with_error", "NotIntegrableError", "as_expr"]
 
@@ -705,7 +705,15 @@ def evaluate_with_error(expr, subs=None):
     """
     expr = as_expr(expr)
     if subs:
-        expr = expr.subs(subs)
+        if not isinstance(subs, dict):
+            raise TypeError(f"subs must be a dict {{symbol: number}}, got {type(subs).__name__}")
+        checked = {}
+        for key, value in subs.items():
+            if not isinstance(key, sp.Symbol):
+                raise TypeError(f"subs keys must be SymPy symbols, got {key!r}"[:200])
+            # the values are checked as numbers: Basic.subs would sympify (evaluate) text
+            checked[key] = as_exact_number(value, f"subs[{key}]", symbolic=True, rationalize=False)
+        expr = expr.subs(checked)
     nodes = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
     dummies = {node: sp.Dummy() for node in nodes}
     plain = expr.xreplace(dummies)

@@ -17,10 +17,12 @@ import functools
 from dataclasses import dataclass
 
 import mpmath
+import numpy as np
 import sympy as sp
 
 from ._activation import Activation, activation
 from ._expectation import as_expr, gaussian_expectation, is_exact
+from ._validate import as_exact_number
 
 __all__ = ["hermite_coefficients", "HermiteExpansion", "scaled_hermite"]
 
@@ -124,12 +126,23 @@ def hermite_coefficients(act, kmax: int, variance=1, *, dps: int = 30) -> Hermit
     (sqrt(2)/(2*sqrt(pi)), 1/2, sqrt(2)/(2*sqrt(pi)))
     """
     act = activation(act)
-    if not isinstance(kmax, int) or isinstance(kmax, bool) or kmax < 0:
-        raise ValueError(f"kmax must be a non-negative integer, got {kmax!r}")
-    variance = as_expr(variance, "variance")
+    if not isinstance(kmax, (int, np.integer)) or isinstance(kmax, bool):
+        raise TypeError(f"kmax must be a non-negative integer, got {type(kmax).__name__}")
+    kmax = int(kmax)
+    if not 0 <= kmax <= MAX_KMAX:
+        raise ValueError(f"kmax must lie in [0, {MAX_KMAX}], got {kmax}")
+    if isinstance(dps, bool) or not isinstance(dps, (int, np.integer)):
+        raise TypeError(f"dps must be an integer, got {type(dps).__name__}")
+    if not 15 <= dps <= 1000:
+        raise ValueError(f"dps must lie in [15, 1000], got {dps}")
+    variance = as_exact_number(variance, "variance", symbolic=True, rationalize=False)
     if variance.is_number and not variance.is_positive:
         raise ValueError(f"variance must be positive, got {variance}")
     return _hermite_coefficients(act, kmax, variance, dps)
+
+
+#: Largest Hermite order computed (the exact route expands products of degree ``kmax``).
+MAX_KMAX = 200
 
 
 @functools.lru_cache(maxsize=512)

@@ -28,6 +28,8 @@ from ._validate import MU_MAX, as_exact_number, as_float_array, check_magnitude,
 __all__ = ["LoRAModel"]
 
 _PRETRAINING = ("aligned", "general")
+#: Highest order of :meth:`LoRAModel.series` (the expansion grows combinatorially).
+_MAX_SERIES_ORDER = 8
 
 # Results worth keeping across processes (symlora._diskcache): the symbolic
 # derivation proper.  Everything else is cheap to rebuild from these.
@@ -396,8 +398,10 @@ class LoRAModel:
         """The ODE expanded around the fixed point to total ``order`` in the states."""
         from ._asymptotics import ode_series
 
-        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-            raise ValueError(f"order must be a positive integer, got {order!r}")
+        if isinstance(order, bool) or not isinstance(order, int):
+            raise TypeError(f"order must be an integer, got {type(order).__name__}")
+        if not 1 <= order <= _MAX_SERIES_ORDER:
+            raise ValueError(f"order must lie in [1, {_MAX_SERIES_ORDER}], got {order}")
         return self._cached(("series", order), lambda: ode_series(self, order))
 
     def critical_mu(self, interval=(0, 1)):

@@ -110,6 +110,8 @@ class GaussianExpectation(sp.Expr):
         dim = len(self.variables)
         if nodes is None:
             nodes = {1: 160, 2: 40, 3: 20}.get(dim, 10)
+        if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)):
+            raise TypeError(f"nodes must be an integer, got {type(nodes).__name__}")
         func = sp.lambdify(self.variables, self.integrand.expr, modules=["scipy", "numpy"])
         cov = [[float(c) for c in row] for row in self.covariance.tolist()]
         fine = float(quadrature_expectation(func, cov, nodes))

@@ -46,6 +46,21 @@ def _rule(dim: int, nodes: int):
     return [g.ravel() for g in grids], weights.ravel()
 
 
+#: Largest dimension and number of quadrature points of one expectation.
+MAX_DIMENSION = 6
+MAX_POINTS = 10**7
+
+
+def _numeric_array(value, name):
+    """A float array from numbers (non-finite values pass: the caller reports them)."""
+    array = np.asarray(value)
+    if array.dtype.kind in "USVO" and not all(
+        isinstance(v, (int, float, np.number)) or (hasattr(v, "is_number") and v.is_number) for v in array.ravel()
+    ):
+        raise TypeError(f"{name} must be a number or an array of numbers, not {array.dtype}")
+    return np.asarray(array, dtype=float)
+
+
 def quadrature_expectation(func, cov, nodes: int | None = None, args=()):
     """``E[func(X_1, ..., X_k)]`` for a centred Gaussian vector with covariance ``cov``.
 
@@ -78,11 +93,20 @@ def quadrature_expectation(func, cov, nodes: int | None = None, args=()):
     >>> round(float(value), 12)  # Isserlis: 1 + 2 * 0.5**2
     1.5
     """
+    if isinstance(cov, (str, bytes)) or not hasattr(cov, "__len__"):
+        raise TypeError(f"cov must be a k x k nested sequence, got {type(cov).__name__}")
     k = len(cov)
+    if not 1 <= k <= MAX_DIMENSION or any(isinstance(row, (str, bytes)) or len(row) != k for row in cov):
+        raise ValueError(f"cov must be a square k x k nested sequence with 1 <= k <= {MAX_DIMENSION}")
     if nodes is None:
         nodes = DEFAULT_NODES.get(k, 16)
-    extras = [np.asarray(a, dtype=float) for a in args]
-    entries = np.broadcast_arrays(*[np.asarray(c, dtype=float) for row in cov for c in row], *extras)
+    if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)):
+        raise TypeError(f"nodes must be an integer, got {type(nodes).__name__}")
+    if nodes < 2 or (2 * nodes) ** k > MAX_POINTS:
+        raise ValueError(f"nodes must be >= 2 with (2 nodes)^k <= {MAX_POINTS:g} points, got nodes = {nodes}, k = {k}")
+    # entries are numbers or arrays of numbers, never text (np.asarray would parse '1.5')
+    extras = [_numeric_array(a, "args entry") for a in args]
+    entries = np.broadcast_arrays(*[_numeric_array(c, "cov entry") for row in cov for c in row], *extras)
     extras = entries[k * k :]
     entries = entries[: k * k]
     shape = entries[0].shape

@@ -78,8 +78,8 @@ def as_exact_number(value, name: str, *, symbolic: bool = False, positive: bool 
     positive, nonnegative, integer : bool
         Value constraints (``ValueError`` when violated).
     rationalize : bool
-        Turn SymPy Floats into the rationals they print as (Python floats
-        always are).
+        Turn floats (Python, numpy and SymPy) into the rationals they print
+        as; with ``False`` they stay SymPy Floats.
 
     Examples
     --------
@@ -113,8 +113,11 @@ def as_exact_number(value, name: str, *, symbolic: bool = False, positive: bool 
         if not math.isfinite(f):
             raise ValueError(f"{name} must be finite, got {f}")
         # the shortest decimal that prints as f, read exactly (0.1 -> 1/10)
-        exact = Fraction(repr(f))
-        result = sp.Rational(exact.numerator, exact.denominator)
+        if rationalize:
+            exact = Fraction(repr(f))
+            result = sp.Rational(exact.numerator, exact.denominator)
+        else:
+            result = sp.Float(f)
     elif isinstance(value, numbers.Complex):
         raise ValueError(f"{name} must be real, got {value!r}")
     else:
@@ -244,6 +247,40 @@ def scalar_or_array(values, scalar: bool):
     if scalar and values.size == 1:
         return float(values.reshape(()))
     return values
+
+
+#: Runs estimated to need more memory (bytes) or more floating-point
+#: operations (about 1e9 per second and core) than this are refused up front.
+MEMORY_BUDGET = 2 * 2**30
+WORK_BUDGET = 4e12
+
+
+def check_budget(memory: float, work: float, what: str, advice: str) -> None:
+    """Refuse a computation whose estimated memory or work exceeds the budgets.
+
+    Raises
+    ------
+    ValueError
+        Stating the estimate, the limit and ``advice``.
+
+    Examples
+    --------
+    >>> check_budget(1e3, 1e6, "this run", "use fewer seeds")
+    >>> check_budget(1e12, 1e6, "this run", "use fewer seeds")
+    Traceback (most recent call last):
+    ...
+    ValueError: this run would need about 931 GiB of memory (limit 2 GiB); use fewer seeds
+    """
+    if memory > MEMORY_BUDGET:
+        raise ValueError(
+            f"{what} would need about {memory / 2**30:.3g} GiB of memory (limit {MEMORY_BUDGET / 2**30:g} GiB); "
+            f"{advice}"
+        )
+    if work > WORK_BUDGET:
+        raise ValueError(
+            f"{what} would take about {work / 1e9 / 3600:.3g} CPU hours ({work:.2g} operations; limit "
+            f"{WORK_BUDGET / 1e9 / 3600:.2g} hours); {advice}"
+        )
 
 
 def check_text(value, name: str, limit: int) -> str:

@@ -246,8 +246,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         # no command: usage on stderr, non-zero exit (nothing was done)
-        parser.print_usage(sys.stderr)
-        print("symlora: error: a command is required (symlora --help lists them)", file=sys.stderr)
+        commands = ",".join(COMMANDS)
+        print(f"usage: symlora [-h] [--version] {{{commands}}} ...; error: a command is required "
+              "(symlora --help describes them)", file=sys.stderr)
         return 2
     try:
         # numeric warnings never reach the terminal: results that are not finite

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .._validate import check_budget
 from ..cli import emit, parse_int, parse_int_list, parse_number
 from ._common import add_model_arguments, add_progress_argument, build_model, mu_value, positive_float, positive_int
 
@@ -19,12 +20,6 @@ EXAMPLE = """examples:
 MAX_D = 10**6
 MAX_SEEDS = 100_000
 MAX_D_VALUES = 50
-#: Refuse runs estimated to need more memory (bytes) or work (floating-point
-#: operations, ~1e9 per second on one core) than this.
-MEMORY_BUDGET = 2 * 2**30
-WORK_BUDGET = 4e12
-
-
 def _d_list(text):
     values = parse_int_list(text, "d")
     if np.any(values < 2) or np.any(values > MAX_D):
@@ -67,17 +62,9 @@ def estimate_cost(method, d_values, seeds, t_max):
 
 def _check_cost(method, d_values, seeds, t_max):
     memory, work = estimate_cost(method, d_values, seeds, t_max)
-    if memory > MEMORY_BUDGET:
-        raise ValueError(
-            f"this run would need about {memory / 2**30:.3g} GiB of memory ({seeds} runs of d = {max(d_values)}); "
-            f"the limit is {MEMORY_BUDGET / 2**30:g} GiB: use fewer --seeds or smaller --d"
-        )
-    if work > WORK_BUDGET:
-        raise ValueError(
-            f"this run would take about {work / 1e9 / 3600:.3g} CPU hours ({work:.2g} operations); "
-            f"refusing runs above {WORK_BUDGET / 1e9 / 3600:.2g} hours: use fewer --seeds, smaller --d, "
-            "a shorter --t-max or --method reduced"
-        )
+    check_budget(memory, work, f"this run ({seeds} runs for each of {len(d_values)} values of d up to "
+                 f"{max(d_values)}, t_max = {t_max:.3g})",
+                 "use fewer --seeds, smaller --d, a shorter --t-max or --method reduced")
 
 
 def register(subparsers):

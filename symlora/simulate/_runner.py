@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from .._validate import check_budget
 from ._arguments import check_model, default_t_max, from_model, frozen, integer, real
 from ._compile import chain_kernels
 from ._result import SGDResult
@@ -152,6 +153,9 @@ def simulate_sgd(
         raise ValueError(f"d must be at least {min_d} for this model, got {d}")
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
+    # before any allocation (seeds = 10**9 would hang in SeedSequence.spawn)
+    check_budget(8.0 * seeds * d * (1 if method == "reduced" else 2), 0.0, f"simulate_sgd with d = {d}, "
+                 f"seeds = {seeds}", "use fewer seeds or a smaller d")
     if seed is not None:
         seed = integer(seed, "seed")
         if seed < 0:
@@ -202,6 +206,11 @@ def simulate_sgd(
     threads = integer(threads, "threads")
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
+    n_stats = 5 if rank == 2 else 3
+    per_step = 30.0 * rank * B * d if method == "full" else 200.0
+    check_budget(8.0 * seeds * (n_stats * (steps // record_every + 2) + (rank + B) * d),
+                 float(seeds) * steps * per_step, f"simulate_sgd with d = {d}, seeds = {seeds}, steps = {steps:.3g}",
+                 "use fewer seeds, a smaller d, a shorter t_max/steps, a larger record_every or method='reduced'")
 
 
     root = np.random.SeedSequence(seed)

@@ -31,6 +31,8 @@ def register(subparsers):
 def run(args) -> int:
     from .._paper import paper
 
+    if not args.out.strip():
+        raise ValueError("--out is empty; give an output folder such as symlora-paper")
     report, note = paper(args.out, quick=args.quick, published=args.published)
     print(f"wrote {report} ({note})")
     return 0

@@ -45,7 +45,7 @@ def register(subparsers):
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="address of a running dask scheduler (e.g. from dask-jobqueue); 'inline' runs "
                              "the tasks in this process; default: a local cluster")
-    parser.add_argument("--workers", type=positive_int("--workers"), default=2,
+    parser.add_argument("--workers", type=positive_int("--workers", 256), default=2,
                         help="workers of the local cluster (default 2)")
     parser.add_argument("--output", default=None, metavar="PATH",
                         help="table to write (.parquet or .csv); default: the spec's output")

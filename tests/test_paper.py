@@ -1,8 +1,8 @@
 """symlora paper: figures from the public API and errata against the published tables.
 
 The errata are checked against values computed here independently of symlora:
-closed forms for x and ReLU (tau_ReLU = 2 tau_x, MODEL.md section 3) and
-mpmath quadrature of MODEL.md's one-dimensional integrals for a squared
+closed forms for x and ReLU (tau_ReLU = 2 tau_x, docs/theory.md §4.4) and
+mpmath quadrature of the one-dimensional integrals of docs/theory.md §4.2 for a squared
 teacher.
 """
 
@@ -35,7 +35,7 @@ def tau_x(mu):
 
 
 def tau_mp(student, dstudent, d2student, teacher, mu):
-    """MODEL.md section 3 by mpmath quadrature: a = -E[e0 s'(mu nu) nu], b = E[s'^2] + E[e0 s'']."""
+    """docs/theory.md §4.2 by mpmath quadrature: a = -E[e0 s'(mu nu) nu], b = E[s'^2] + E[e0 s'']."""
     mpmath.mp.dps = 30
     gauss = lambda f: mpmath.quad(lambda z: f(z) * mpmath.exp(-z * z / 2), [-mpmath.inf, 0, mpmath.inf]) / mpmath.sqrt(
         2 * mpmath.pi)
@@ -91,7 +91,7 @@ def test_errata_flag_squared_teachers(errata):
     assert row["max_rel_dev"] >= abs(published[0] / exact - 1) - 1e-9 > 1
     relu = errata[("tau_squared_teacher.csv", "relu/relu(x)**2")]
     assert relu["max_rel_dev"] > 1 and relu["median_rel_dev"] > 0.1
-    # x with x^2 has a = -mu, b = 1 (MODEL.md): the paper is right there
+    # x with x^2 has a = -mu, b = 1 (docs/theory.md §4.4): the paper is right there
     mu, published = published_column("tau_squared_teacher.csv", "x")
     exact = np.array([tau_from(-m, 1) for m in mu])
     assert np.max(np.abs(published / exact - 1)) < 1e-4

@@ -288,8 +288,10 @@ def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 
     -------
     numpy.ndarray
     """
+    from ._codegen import jacobian_expressions
+
     system = model.ode_system()
-    jac = system.jacobian()
+    jac = jacobian_expressions(system)
     point = {st: sp.Float(offset * (k + 1), dps) for k, st in enumerate(system.states)}
     point.update({p: 0 for p in (S.mu_perp,) if p in system.parameters})
     if S.q12 in point:

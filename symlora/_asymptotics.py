@@ -310,17 +310,24 @@ def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 
 
 
 def ode_series(model, order: int) -> dict:
-    """Taylor expansion of the ODE around the fixed point to total ``order``.
+    """Expansion of the ODE around the fixed point to total ``order`` in the states.
 
-    For ReLU-type pairs the ODE is only finitely differentiable at ``u = 0``
-    (terms in ``|u|³``); the expansion is then taken for ``u > 0``.
+    Every state is scaled by ``ε > 0`` and the right-hand sides expanded in
+    ``ε``; no sign of ``u`` is assumed.  For smooth pairs the coefficients
+    are polynomials; for ReLU-type pairs, whose ODE contains
+    ``sqrt(Q - R²) = |u| sqrt(1 - m²)``, they are homogeneous but not
+    polynomial (``u |u|``, or ``sqrt`` of a quadratic form at rank 2), and
+    the expansion holds for both signs of ``u``.
+
+    Examples
+    --------
+    >>> from symlora import LoRAModel
+    >>> LoRAModel("relu").series(2)[S.u]
+    -m*mu/2 + m/2 - u/2 + u*Abs(u)/(2*pi*mu**2)
     """
     eps = sp.Symbol("epsilon", positive=True)
     states = model.states
-    # u > 0 keeps |u| analytic; the expansion is for that side
-    positive = {st: sp.Symbol(st.name, positive=True) for st in states if st.name.startswith("u")}
-    back = {v: k for k, v in positive.items()}
-    scaled = {st: eps * positive.get(st, st) for st in states}
+    scaled = {st: eps * st for st in states}
     if S.q12 in states:
         scaled[S.q12] = S.q12  # q12 is not small at the fixed point
     out = {}
@@ -329,49 +336,42 @@ def ode_series(model, order: int) -> dict:
     for st, rhs in model.ode(in_terms_of_QR=True).items():
         expr = rhs.subs(overlaps).subs(scaled)
         expansion = sp.series(expr, eps, 0, order + 1).removeO()
-        out[st] = sp.expand(expansion.subs(eps, 1)).xreplace(back)
+        # sqrt(mu*X) -> sqrt(mu)*sqrt(X) (mu > 0) lets equal terms cancel
+        out[st] = sp.expand(sp.expand_power_base(sp.expand(expansion.subs(eps, 1))))
     return out
 
 
-def critical_mu(model, lo, hi) -> list:
-    """Zeros of ``a(μ)`` in ``[lo, hi]``: exact roots for polynomial ``a``.
+def critical_mu(model, lo, hi):
+    """Zeros of ``a(μ)`` in ``[lo, hi]``, exact where SymPy can isolate them.
 
-    For other pairs the zeros are bracketed on a grid of 400 points and
-    refined with ``mpmath.findroot`` to 20 digits (returned as Floats).
+    Polynomial ``a`` with rational or algebraic coefficients: exact real
+    roots.  Polynomial ``a`` with other exact coefficients (``sqrt(2/π)``):
+    closed-form roots.  Otherwise (closed forms in ``asin``/``sqrt``,
+    quadrature nodes): sign changes of ``a`` evaluated with mpmath, refined
+    to certified brackets of half-width ``1e-15``; tangential zeros are
+    reported uncertified.  See :mod:`symlora._roots`.
+
+    Returns
+    -------
+    CriticalMuRoots
+        A tuple of SymPy numbers in increasing order; ``.details`` gives a
+        :class:`~symlora._roots.CriticalMu` per zero (exact or numeric, error
+        bound, bracket, certification).
     """
-    lin = model.linearization()
-    a = lin.a
+    from ._roots import find_zeros
+
     if model.pretraining == "general":
         raise ValueError("critical_mu is defined for aligned pre-training (a depends on mu_perp otherwise)")
-    if is_exact(a) and a.is_polynomial(S.mu):
-        poly = sp.Poly(sp.expand(a), S.mu)
-        if poly.is_zero:
-            raise ValueError("a(mu) vanishes identically: every mu is critical")
-        roots = [r for r in sp.real_roots(poly) if lo <= r <= hi]
-        return sorted(set(roots), key=lambda r: float(r))
-    grid = np.linspace(float(lo), float(hi), 401)
-    try:
-        # generated code brackets the sign changes fast; mpmath refines them
-        values = np.asarray(model.coefficients(grid)["a"], dtype=float)
-    except (ValueError, TypeError):
-        values = np.array([_a_value(lin, g) for g in grid])
-    roots = []
-    for left, right, fl, fr in zip(grid[:-1], grid[1:], values[:-1], values[1:]):
-        if fl == 0:
-            roots.append(sp.Float(left, 20))
-        elif fl * fr < 0:
-            with mpmath.workdps(25):
-                root = mpmath.findroot(lambda t: _a_value(lin, t, mp=True), (left, right), solver="anderson")
-            roots.append(sp.Float(root, 20))
-    if values[-1] == 0:
-        roots.append(sp.Float(grid[-1], 20))
-    return roots
-
-
-def _a_value(lin, mu_value, mp=False):
-    expr = lin.a.subs(S.mu, sp.Float(mpmath.mpf(mu_value), 25) if mp else sp.Float(float(mu_value)))
-    value, _ = _high_precision(expr, 25)
-    return mpmath.mpf(value) if mp else value
+    a = model.linearization().a
+    grid_values = None
+    if not (is_exact(a) and a.is_polynomial(S.mu)):
+        grid = np.linspace(float(lo), float(hi), 401)
+        try:
+            # generated code locates candidate brackets fast; mpmath then certifies each one
+            grid_values = np.asarray(model.coefficients(np.clip(grid, 0, None))["a"], dtype=float)
+        except (ValueError, TypeError):
+            grid_values = None
+    return find_zeros(a, S.mu, lo, hi, grid_values)
 
 
 @dataclass(frozen=True)
@@ -380,10 +380,12 @@ class EscapeLaw:
 
     Attributes
     ----------
-    kind : {"log", "power", "none"}
+    kind : {"log", "power", "none", "not derived"}
         ``"log"``: ``t_esc ≈ prefactor · log d``; ``"power"``:
-        ``t_esc ≈ prefactor · d^{exponent}``; ``"none"``: no escape at any
-        order computed.
+        ``t_esc ≈ prefactor · d^{exponent}``; ``"none"``: no escape (a
+        reason is given, e.g. no drift and no noise at the fixed point);
+        ``"not derived"``: the law is beyond what symlora derives for this
+        case (never to be read as "no escape").
     prefactor : sympy.Expr or None
     exponent : sympy.Rational or None
         Power of ``d`` (``kind == "power"``).
@@ -393,6 +395,9 @@ class EscapeLaw:
         How the law follows, in words and formulas.
     log_factor : bool
         ``t_esc ≈ prefactor · d^exponent · log d`` (fluctuation-driven laws).
+    statement : str
+        One-line statement for tables (``str(law)``) when the kind alone
+        would mislead, e.g. a heuristic "no escape".
     """
 
     kind: str
@@ -401,11 +406,16 @@ class EscapeLaw:
     order: object
     derivation: str
     log_factor: bool = False
+    statement: str = ""
 
     def summary(self) -> str:
         """One line: the law, its prefactor exact when short and always rounded to 6 digits."""
+        if self.statement:
+            return self.statement
         if self.kind == "none":
             return "no escape"
+        if self.kind == "not derived":
+            return "not derived (see the derivation)"
         value = f"{float(sp.N(self.prefactor)):.6g}"
         shape = " · log d" if self.kind == "log" else f" · d^({self.exponent})" + (" · log d" if self.log_factor else "")
         exact = sp.sstr(self.prefactor)
@@ -421,8 +431,8 @@ class EscapeLaw:
         return f"EscapeLaw({self.kind!r}: {self.summary()})"
 
     def _repr_latex_(self):
-        if self.kind == "none":
-            return r"$\text{no escape}$"
+        if self.kind in ("none", "not derived"):
+            return rf"$\text{{{self.summary()}}}$"
         if self.prefactor.atoms(sp.Float) or len(sp.sstr(self.prefactor)) > 40:
             pre = f"{float(sp.N(self.prefactor)):.6g}"
         else:
@@ -453,43 +463,46 @@ def escape_law(model, mu) -> EscapeLaw:
     if model.rank != 1 or model.pretraining != "aligned":
         raise ValueError("escape_law is derived for aligned pre-training, rank 1")
     lin = model.linearization()
-    # a numeric root (critical_mu gives 20 digits) is a zero of a only to its own precision
-    digits = mpmath.libmp.prec_to_dps(mu._prec) if isinstance(mu, sp.Float) else 40
-    if not mu.is_Rational:
-        # algebraic roots (CRootOf): 40 digits keep the reduction fast and exact enough
-        mu = sp.Float(sp.N(mu, 40), 40)
+    mu = sp.sympify(mu)
+    a_exact_expr = lin.a.subs(S.mu, mu)
+    if not mu.is_Rational and not mu.is_Float:
+        # algebraic or transcendental roots (CRootOf, sqrt(2/pi)): 50 digits keep the reduction fast
+        mu = sp.Float(sp.N(mu, 50), 50)
     a = lin.a.subs(S.mu, mu)
     b = lin.b.subs(S.mu, mu)
     eta = model.lr
-    a_exact = is_exact(a) and (sp.simplify(a) == 0 or (a.is_Float and abs(a) < 1e-30))
     a_value, a_error = _high_precision(a, 30)
     b_value, _ = _high_precision(b, 30)
-    if isinstance(mu, sp.Float) and is_exact(a):
-        # |a| below the root's precision is a zero, not a huge tau
-        a_exact = a_exact or abs(a_value) <= 10.0 ** (5 - digits)
-    if not (a_exact or (not is_exact(a) and abs(a_value) <= max(a_error, 1e-12))):
+    # critical when a = 0 exactly, or within 1e-12 (or the quadrature error) of 0: there the
+    # linear law's tau ~ 1/a^2 exceeds 1e24 and is irrelevant at any practical d
+    tolerance = max(a_error, 1e-12)
+    a_zero = (is_exact(a_exact_expr) and a_exact_expr.count_ops() < 200 and sp.simplify(a_exact_expr) == 0) or abs(
+        a_value
+    ) <= tolerance
+    if not a_zero:
         tau = lin.tau.subs(S.mu, mu)
-        tau = sp.nsimplify(tau) if is_exact(tau) else sp.Float(tau_from(a_value, b_value), 15)
-        prefactor = sp.simplify(tau / (2 * eta)) if is_exact(tau) else tau / (2 * eta)
+        symbolic = is_exact(tau) and not tau.has(sp.Float) and sp.count_ops(tau) < 200
+        tau = sp.simplify(tau) if symbolic else sp.Float(tau_from(a_value, b_value), 15)
+        prefactor = sp.simplify(tau / (2 * eta)) if symbolic else tau / (2 * eta)
         return EscapeLaw(
             "log",
             prefactor,
             None,
             1,
-            f"a({mu}) = {sp.N(a, 12)} ≠ 0: the linear instability λ+ = 1/τ grows m from m0 ~ d^(-1/2) "
+            f"a({sp.N(mu, 12)}) = {a_value:.12g} ≠ 0: the linear instability λ+ = 1/τ grows m from m0 ~ d^(-1/2) "
             f"to O(1) in t ≈ (τ/η) log(1/m0) = (τ/(2η)) log d, with τ = {sp.N(tau, 12)}.",
         )
     if not (is_exact(lin.a) and is_exact(lin.b) and model.exact):
         return EscapeLaw(
-            "none", None, None, None,
-            f"a({mu}) ≈ 0 (|a| <= {max(a_error, 1e-12):.1g}); the ODE of this pair has no closed form, so the "
+            "not derived", None, None, None,
+            f"a({sp.N(mu, 15)}) ≈ 0 (|a| <= {tolerance:.1g}); the ODE of this pair has no closed form, so the "
             "centre-manifold expansion is not derived. At a = 0 the line u = 0 is invariant for the d → ∞ ODE "
             "(Stein: E[G ζ] = m (μ A_λ + A_ν) at u = 0), so the ODE started from u0 = 0 does not escape.",
         )
     if b_value <= 0:
         return EscapeLaw(
-            "none", None, None, None,
-            f"a({mu}) = 0 and b = {b_value:.6g} <= 0: u is not slaved; the centre-manifold law is not derived here.",
+            "not derived", None, None, None,
+            f"a({sp.N(mu, 15)}) = 0 and b = {b_value:.6g} <= 0: u is not slaved; the centre-manifold law is not derived here.",
         )
     # No centre-manifold expansion is needed: at u = 0 the drift of u is exactly
     # -η a m (Stein), so with a = 0 the line u = 0 is invariant, the centre
@@ -589,18 +602,21 @@ def _fluctuation_law(model, mu, b, eta) -> EscapeLaw:
     except (TypeError, ValueError, ZeroDivisionError):
         finite = False
     if not finite or not is_exact(V):
-        return EscapeLaw("none", None, None, None, preamble + "The finite-d fluctuation law is not derived for this pair.")
+        return EscapeLaw("not derived", None, None, None,
+                         preamble + "The finite-d fluctuation law is not derived for this pair.")
     if abs(V0) < 1e-25:
         return EscapeLaw(
             "none", None, None, None,
             preamble + "At the fixed point G = 0 (the pre-trained student fits the teacher): there is no gradient "
             "noise either, so there is no escape.",
+            statement="no escape (G = 0 at the fixed point: no drift and no noise)",
         )
     if kappa <= 0:
         return EscapeLaw(
             "none", None, None, None,
             preamble + f"Averaged over the O(d^(-1/2)) fluctuations of u the overlap decays (κ = {sp.N(kappa, 8)} <= 0): "
-            "no escape.",
+            "no escape predicted (a finite-d heuristic, not verified by simulation here).",
+            statement=f"no escape (heuristic: fluctuation-averaged drift of m decays, κ = {sp.N(kappa, 4)})",
         )
     prefactor = sp.N(b * model.batch / (eta**2 * V0 * kappa), 15)
     return EscapeLaw(

@@ -30,7 +30,17 @@ import sympy as sp
 from . import _symbols as S
 from ._expectation import evaluate_with_error, gaussian_expectation, is_exact
 
-__all__ = ["Linearization", "EscapeLaw", "linearize", "critical_mu", "escape_law", "tau_limits", "ode_series"]
+__all__ = [
+    "Linearization",
+    "EscapeLaw",
+    "linearize",
+    "critical_mu",
+    "escape_law",
+    "tau_limits",
+    "ode_series",
+    "unstable_rate",
+    "fastest_unstable_rate",
+]
 
 
 def _simplify(expr):
@@ -67,6 +77,14 @@ class Linearization:
         ``{state: value}``.
     exact : bool
         False when ``a`` or ``b`` contain quadrature nodes.
+    tau_q : sympy.Expr or None
+        Rank ``r >= 2``: ``τ`` of the fastest mode as a function of the
+        overlaps of the LoRA directions (rank 2: of ``q12``), see
+        :func:`fastest_unstable_rate`; ``tau`` is its value at ``q = 0``
+        (the random start).
+    tau_fastest : sympy.Expr or None
+        Rank ``r >= 2``: the smallest ``τ`` over every reachable ``q``
+        (``|q12| <= 1``; in general every Gram matrix of unit vectors).
     """
 
     a: sp.Expr
@@ -78,6 +96,8 @@ class Linearization:
     fixed_point: dict
     exact: bool
     model_name: str = ""
+    tau_q: sp.Expr = None
+    tau_fastest: sp.Expr = None
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __repr__(self):
@@ -139,6 +159,43 @@ class Linearization:
             raise ValueError(f"a({mu}) or b({mu}) is beyond double precision (a = {a}, b = {b})")
         out["tau"] = tau_from(a, b)
         return out
+
+
+def unstable_rate(a, b, k=1):
+    r"""Unstable eigenvalue ``(-b k + sqrt(b² k² + 4a²))/2`` of ``[[0, a], [a, -b k]]`` (units of ``η``).
+
+    For rank ``r`` the linearisation at the fixed point is
+    ``[[0, a I], [a I, -b K]]`` with ``K`` the Gram matrix ``(v_a·v_b)`` of the
+    LoRA directions; it splits along the eigenvectors of ``K`` into 2×2
+    blocks with ``k`` the eigenvalue of ``K``.  Works on SymPy expressions
+    and on numbers.
+
+    Examples
+    --------
+    >>> unstable_rate(sp.Rational(1, 2), 1)
+    -1/2 + sqrt(2)/2
+    """
+    return (-b * k + sp.sqrt(b**2 * k**2 + 4 * a**2)) / 2
+
+
+def fastest_unstable_rate(a, b, gram_eigenvalues):
+    r"""Fastest unstable rate over the modes of a Gram matrix ``K`` with the given eigenvalues.
+
+    ``λ+(k)`` decreases in ``k`` when ``b > 0`` and increases when ``b < 0``,
+    so the fastest mode is that of the smallest (``b >= 0``) or the largest
+    (``b < 0``) eigenvalue of ``K``; written as a ``Max`` over the
+    eigenvalues, it holds for either sign of ``b``.  For ``r`` unit vectors
+    the eigenvalues of ``K`` lie in ``[0, r]`` (``0``: linearly dependent
+    directions, ``r``: all equal), so over every reachable ``K`` the fastest
+    rate is ``max(λ+(0), λ+(r)) = max(|a|, λ+(r))``.
+
+    Examples
+    --------
+    >>> q = sp.Symbol("q12", real=True)
+    >>> fastest_unstable_rate(sp.Rational(1, 2), 1, [1 - q, 1 + q]).subs(q, 0)
+    -1/2 + sqrt(2)/2
+    """
+    return sp.Max(*[unstable_rate(a, b, k) for k in gram_eigenvalues])
 
 
 def tau_from(a, b):
@@ -216,9 +273,12 @@ def linearize(model) -> Linearization:
 
     *Rank 2* (aligned): the fixed point is ``m_a = u_a = 0`` for any
     ``q12 = q``; the ``(m1, m2, u1, u2)`` block is ``η [[0, aI], [aI, -bK]]``
-    with ``K = [[1, q], [q, 1]]``; its fastest mode (``K``-eigenvalue
-    ``1 - |q|``) reduces to rank 1 at ``q = 0``, which is what ``tau``
-    reports; the Jacobian keeps ``q12`` symbolic.
+    with ``K = [[1, q], [q, 1]]`` (eigenvalues ``1 ± q``).  ``tau`` is the
+    rank-1 value, the fastest mode at the random start ``q = 0``;
+    ``tau_q`` is ``τ`` of the fastest mode at overlap ``q`` and
+    ``tau_fastest`` its minimum over ``|q| <= 1`` (``1/|a|`` when
+    ``b >= 0``): see :func:`fastest_unstable_rate`.  The Jacobian keeps
+    ``q12`` symbolic.
     """
     eta = model.lr
     mu = S.mu
@@ -261,6 +321,11 @@ def linearize(model) -> Linearization:
     # second on tau and does not shorten it (a and b stay exact either way)
     if is_exact(a) and is_exact(b) and sp.count_ops(tau) <= 40:
         tau = _simplify(tau)
+    tau_q = tau_fastest = None
+    if model.rank >= 2:
+        r = model.rank
+        tau_q = 1 / fastest_unstable_rate(a, b, [1 - S.q12, 1 + S.q12])
+        tau_fastest = 1 / fastest_unstable_rate(a, b, [0, r])
     return Linearization(
         a=a,
         b=b,
@@ -271,6 +336,8 @@ def linearize(model) -> Linearization:
         fixed_point=fixed,
         exact=is_exact(a) and is_exact(b),
         model_name=model.name,
+        tau_q=tau_q,
+        tau_fastest=tau_fastest,
     )
 
 

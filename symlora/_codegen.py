@@ -180,18 +180,28 @@ def jacobian_expressions(system: ODESystem) -> sp.Matrix:
 
 _MODULES = [NUMPY_NAMESPACE, {"Heaviside": _heaviside, "DiracDelta": _dirac}, "scipy", "numpy"]
 
+#: Nodes per dimension of the refined rule used to estimate quadrature errors.
+REFINED_NODES = {dim: 2 * n for dim, n in _quadrature.DEFAULT_NODES.items()}
+
+
+def _refined_expectation(func, cov, nodes=None, args=()):
+    return _quadrature.quadrature_expectation(func, cov, REFINED_NODES.get(len(cov), 32), args)
+
+
+_MODULES_REFINED = [{"_gauss_expectation": _refined_expectation}] + _MODULES[1:]
+
 
 @functools.lru_cache(maxsize=256)
-def _lambdify(args: tuple, exprs: tuple):
-    return sp.lambdify(args, list(exprs), modules=_MODULES, cse=True)
+def _lambdify(args: tuple, exprs: tuple, refined: bool = False):
+    return sp.lambdify(args, list(exprs), modules=_MODULES_REFINED if refined else _MODULES, cse=True)
 
 
 @functools.lru_cache(maxsize=256)
-def _lambdify_plain(args: tuple, expr):
-    return sp.lambdify(args, expr, modules=_MODULES)
+def _lambdify_plain(args: tuple, expr, refined: bool = False):
+    return sp.lambdify(args, expr, modules=_MODULES_REFINED if refined else _MODULES)
 
 
-def compile_expressions(args, exprs, name="generated", doc=""):
+def compile_expressions(args, exprs, name="generated", doc="", *, refined=False):
     """Compile SymPy expressions into one vectorised numpy function.
 
     Parameters
@@ -202,6 +212,10 @@ def compile_expressions(args, exprs, name="generated", doc=""):
         Expressions in ``args`` (other free symbols are an error).
     name, doc : str
         Name and description for the generated docstring.
+    refined : bool
+        Evaluate quadrature nodes with :data:`REFINED_NODES` (twice the
+        default nodes per dimension): the reference against which the
+        quadrature error of the default rule is estimated.
 
     Returns
     -------
@@ -237,7 +251,7 @@ def compile_expressions(args, exprs, name="generated", doc=""):
     placeholders = tuple(sp.Dummy(f"E{i}") for i in range(len(nodes)))
     plain = tuple(e.xreplace(dict(zip(nodes, placeholders))) for e in exprs)
     main = _lambdify(args + placeholders, plain)
-    node_functions = [_lambdify_plain(args, node) for node in nodes]
+    node_functions = [_lambdify_plain(args, node, refined) for node in nodes]
 
     def raw(*arrays):
         node_values = [f(*arrays) for f in node_functions]
@@ -275,6 +289,8 @@ class CompiledODE:
     in the order of ``system.states``; parameters in the order of
     ``system.parameters``; returns ``d states/dt`` with the broadcast shape.
     ``jacobian(states, *parameters)`` returns shape ``(n, n, ...)``.
+    ``rhs_error(states, *parameters)`` estimates the quadrature error of
+    ``rhs`` (zeros for exact systems).
     """
 
     system: ODESystem
@@ -299,6 +315,25 @@ class CompiledODE:
         n = len(self.system.states)
         flat = self._jac(*states, *parameters)
         return flat.reshape((n, n) + flat.shape[1:])
+
+    def rhs_error(self, states, *parameters):
+        """Estimated quadrature error of :meth:`rhs`, same shape.
+
+        ``|rhs - rhs_refined|`` with the refined rule (:data:`REFINED_NODES`):
+        for smooth integrands the default rule is then far more accurate
+        than this bound; across kinks (where quadrature converges only
+        algebraically) it is the right order of the error.  Exact systems
+        give zeros.
+        """
+        states = np.asarray(states, dtype=float)
+        value = self.rhs(states, *parameters)
+        if self.system.exact:
+            return np.zeros_like(value)
+        key = "compiled_refined"
+        if key not in self.system._cache:
+            args = tuple(self.system.states) + tuple(self.system.parameters)
+            self.system._cache[key] = compile_expressions(args, self.system.rhs, name="rhs_refined", refined=True)
+        return np.abs(value - self.system._cache[key](*states, *parameters))
 
 
 def compile_ode(system: ODESystem) -> CompiledODE:
@@ -458,9 +493,21 @@ def _function_source(name, args, exprs, doc):
 def export_model(model, path) -> Path:
     """Write a standalone module (numpy + scipy only) for ``model``.
 
-    The module defines ``rhs(<states>, <parameters>)`` (the ODE),
-    ``jacobian(...)`` (row-major, flattened), ``coefficients(mu)`` (``a``,
-    ``b``) and ``tau(mu)``, with their argument order in the docstrings.
+    The module defines, each with its argument order in its docstring:
+
+    * ``rhs(t, y, <parameters>)``: the ODE in the signature of
+      :func:`scipy.integrate.solve_ivp` (pass the parameters with
+      ``args=(mu, ...)``); ``y`` of shape ``(n,)`` or ``(n, k)``
+      (``vectorized=True``);
+    * ``jacobian(t, y, <parameters>)``: ``∂ rhs_i / ∂ y_j``, shape
+      ``(n, n)`` (or ``(n, n, k)``), for the ``jac`` argument of implicit
+      solvers; Dirac deltas of kinked activations are integrated out exactly;
+    * ``escape_time(<parameters>, eps, threshold=0.5, t_max=None)``: the
+      first time ``|m|`` reaches ``threshold`` from ``m = eps`` (other states
+      0), ``inf`` if not within ``t_max``;
+    * ``coefficients(mu)`` (``a``, ``b``) and ``tau(mu)`` (units of ``1/η``);
+    * ``rates(<states>, <parameters>)``: the vectorised right-hand side by
+      state, the form the other functions wrap.
 
     Parameters
     ----------
@@ -471,59 +518,137 @@ def export_model(model, path) -> Path:
     Returns
     -------
     pathlib.Path
+
+    Raises
+    ------
+    OSError
+        If the folder of ``path`` does not exist.
     """
     path = Path(path)
     if not path.parent.exists():
         raise OSError(f"cannot write {path}: folder {path.parent} does not exist")
     system = model.ode_system()
     lin = model.linearization()
-    args = tuple(system.states) + tuple(system.parameters)
+    states = tuple(system.states)
+    params = tuple(system.parameters)
+    args = states + params
     lin_args = (S.mu, S.mu_perp) if model.pretraining == "general" else (S.mu,)
+    jac = tuple(jacobian_expressions(system))
+    n = len(states)
+    state_names = ", ".join(map(str, states))
+    param_names = ", ".join(map(str, params))
+    observed = "m1" if model.rank == 2 else "m"
+    eta_value = None if model.lr.free_symbols else float(model.lr)
     pieces = [
         f'"""ODE and linearisation of the LoRA model {model.name}, generated by symlora.\n\n'
-        f"States: {', '.join(map(str, system.states))}; parameters: {', '.join(map(str, system.parameters))}.\n"
+        f"States y = ({state_names}); parameters ({param_names}).\n"
         f"Model: eta = {model.lr}, B = {model.batch}, Delta = {model.noise}. Time t = steps/d.\n"
-        'Requires only numpy and scipy."""',
-        "import functools",
+        + ("The expectations are exact closed forms.\n" if system.exact else
+           "Some expectations have no closed form and are evaluated by Gauss-Legendre quadrature\n"
+           "(accuracy about 1e-10 for smooth integrands, lower across kinks).\n")
+        + "Requires only numpy and scipy.\n\n"
+        "Example: scipy.integrate.solve_ivp(rhs, (0, 10), y0, args=(mu,), jac=jacobian)\n"
+        '"""',
         "import numpy",
+        "import scipy.integrate",
         "import scipy.special",
         "",
-        "STATES = " + repr(tuple(map(str, system.states))),
-        "PARAMETERS = " + repr(tuple(map(str, system.parameters))),
+        "STATES = " + repr(tuple(map(str, states))),
+        "PARAMETERS = " + repr(tuple(map(str, params))),
+        f"ETA = {eta_value!r}  # the learning-rate scale eta (None: it is the parameter 'eta')",
         "",
     ]
-    exprs_all = list(system.rhs) + list(system.jacobian()) + [lin.a, lin.b]
+    exprs_all = list(system.rhs) + list(jac) + [lin.a, lin.b]
     if any(e.has(GaussianExpectation) for e in exprs_all):
         source = inspect.getsource(_quadrature)
         body = source[source.index("import functools") :]
-        body = body.replace("import functools\n", "").replace("import numpy as np\n", "np = numpy\n")
+        body = body.replace("import functools\n", "import functools\n", 1).replace("import numpy as np\n", "np = numpy\n")
         body = body.replace("from __future__ import annotations\n", "")
         pieces.append("# --- numeric Gaussian expectations (copied from symlora._quadrature) ---")
         pieces.append(body.replace('__all__ = ["quadrature_expectation", "DEFAULT_NODES"]\n', ""))
         pieces.append("_gauss_expectation = quadrature_expectation\n")
     pieces.append(
-        _function_source("rhs", args, system.rhs, f"d/dt ({', '.join(map(str, system.states))}); arguments {args}.")
+        _function_source(
+            "rates", args, system.rhs,
+            f"d/dt ({state_names}) by state.\n\n    Arguments, in order: {', '.join(map(str, args))} "
+            "(arrays broadcast together).\n    Returns an array of shape (n_states,) + broadcast shape.\n    ",
+        )
     )
     pieces.append("")
     pieces.append(
-        _function_source("jacobian", args, tuple(system.jacobian()), f"Jacobian of rhs, row-major flattened; arguments {args}.")
+        _function_source(
+            "_jacobian_flat", args, jac,
+            f"Row-major flattened Jacobian d rates_i / d state_j; arguments {', '.join(map(str, args))}.",
+        )
     )
     pieces.append("")
-    pieces.append(_function_source("coefficients", lin_args, (lin.a, lin.b), f"a, b of the linearisation; arguments {lin_args}."))
+    pieces.append(_function_source("coefficients", lin_args, (lin.a, lin.b),
+                                   f"a, b of the linearisation (units of eta); arguments {', '.join(map(str, lin_args))}."))
     pieces.append("")
+    lin_list = ", ".join(map(str, lin_args))
     pieces.append(
         textwrap.dedent(
             f'''
-            def tau({", ".join(map(str, lin_args))}):
-                """tau = (b + sqrt(b^2 + 4 a^2)) / (2 a^2), in units of 1/eta; arguments {lin_args}."""
-                a, b = coefficients({", ".join(map(str, lin_args))})
+            def rhs(t, y, {param_names}):
+                """d y/dt in the signature of scipy.integrate.solve_ivp.
+
+                Arguments, in order: t (unused: the system is autonomous), y = ({state_names})
+                of shape ({n},) or ({n}, k), then the parameters {param_names}
+                (solve_ivp(..., args=({param_names},))).  Returns an array shaped like y.
+                """
+                y = numpy.asarray(y, dtype=float)
+                return rates(*y, {param_names}).reshape(y.shape)
+
+
+            def jacobian(t, y, {param_names}):
+                """d rhs_i / d y_j in the signature of solve_ivp's ``jac``.
+
+                Arguments, in order: t, y = ({state_names}) of shape ({n},) or ({n}, k), then
+                {param_names}.  Returns shape ({n}, {n}) (or ({n}, {n}, k)).
+                """
+                y = numpy.asarray(y, dtype=float)
+                flat = _jacobian_flat(*y, {param_names})
+                return flat.reshape(({n}, {n}) + y.shape[1:])
+
+
+            def tau({lin_list}):
+                """tau = (b + sqrt(b^2 + 4 a^2)) / (2 a^2), in units of 1/eta; arguments {lin_list}."""
+                a, b = coefficients({lin_list})
                 disc = numpy.sqrt(b * b + 4 * a * a)
                 with numpy.errstate(divide="ignore", invalid="ignore"):
                     return numpy.where(b > 0, (b + disc) / (2 * a * a), 2.0 / (disc - b))
+
+
+            def escape_time({param_names}, eps, threshold=0.5, t_max=None, rtol=1e-10, atol=1e-14):
+                """First time |{observed}| reaches threshold from {observed} = eps, the other states 0.
+
+                Arguments, in order: the parameters {param_names} (scalars), eps (initial
+                overlap, 0 < eps < threshold), threshold, t_max (default: 10 (tau/eta) log(threshold/eps)
+                + 20/eta), rtol, atol of the DOP853 solver.  Returns the escape time (t = steps/d)
+                as a float, or inf if |{observed}| stays below threshold up to t_max.
+                """
+                if not 0 < eps < threshold < 1:
+                    raise ValueError("need 0 < eps < threshold < 1")
+                eta = ETA if ETA is not None else float(locals()["eta"])
+                if t_max is None:
+                    rate_time = float(tau({", ".join(["mu"] + (["mu_perp"] if model.pretraining == "general" else []))}))
+                    rate_time = rate_time if numpy.isfinite(rate_time) and rate_time > 0 else 1e3
+                    t_max = min(10 * rate_time / eta * numpy.log(threshold / eps) + 20 / eta, 1e6)
+                y0 = numpy.zeros({n})
+                y0[STATES.index("{observed}")] = eps
+
+                def crossed(t, y, *args):
+                    return abs(y[STATES.index("{observed}")]) - threshold
+
+                crossed.terminal = True
+                solution = scipy.integrate.solve_ivp(
+                    rhs, (0.0, float(t_max)), y0, method="DOP853", args=({param_names},),
+                    events=crossed, rtol=rtol, atol=atol,
+                )
+                times = solution.t_events[0]
+                return float(times[0]) if len(times) else float("inf")
             '''
         )
     )
-    text = "\n".join(pieces)
-    text = text.replace("numpy.heaviside", "numpy.heaviside")
-    path.write_text(text)
+    path.write_text("\n".join(pieces))
     return path

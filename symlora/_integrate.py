@@ -14,6 +14,7 @@ Results are data: a run that does not escape within its horizon returns
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,15 @@ class IntegrationResult:
         0 on success, -1 if the solver failed.
     message : str
     success : bool
+    rhs_error : dict or None
+        Approximate systems only (quadrature nodes): state name -> estimated
+        quadrature error of its right-hand side at each output time (shape
+        like ``states``); ``None`` for exact systems.
+    rhs_error_max : float
+        The largest of them, relative to ``atol + rtol max_t |rhs|`` of the
+        same state and member (``> 1``: the right-hand side is less accurate
+        than the requested tolerance, and a warning was issued); 0 for exact
+        systems.
     """
 
     t: np.ndarray
@@ -57,6 +67,8 @@ class IntegrationResult:
     status: int
     message: str
     success: bool
+    rhs_error: dict = None
+    rhs_error_max: float = 0.0
 
     def __getitem__(self, name):
         return self.states[name]
@@ -91,6 +103,11 @@ class EscapeResult:
     message : str
     inputs : dict
         The broadcast inputs (e.g. ``mu``, ``eps``).
+    rhs_error : numpy.ndarray or None
+        Approximate systems only: per member, the largest estimated
+        quadrature error of the right-hand side (over states) sampled along
+        its trajectory (every few solver steps); ``None`` for exact systems.
+        A warning is issued when it exceeds ``atol + rtol max |rhs|``.
     """
 
     time: np.ndarray
@@ -99,6 +116,7 @@ class EscapeResult:
     threshold: float
     message: str
     inputs: dict = field(default_factory=dict)
+    rhs_error: np.ndarray = None
 
     @property
     def escaped(self) -> np.ndarray:
@@ -221,7 +239,38 @@ def integrate(system, initial, parameters, t_max, t_eval=None, *, rtol=1e-9, ato
     nt = sol.y.shape[1]
     ys = sol.y.reshape(n, batch, nt)
     states = {s.name: ys[i].reshape(shape + (nt,)) for i, s in enumerate(system.states)}
-    return IntegrationResult(sol.t, states, int(sol.status if sol.status >= 0 else -1), sol.message, bool(sol.success))
+    rhs_error, worst = None, 0.0
+    if not system.exact and nt:
+        rhs_error, worst = _rhs_error_along(compiled, ys, params, rtol, atol)
+        rhs_error = {s.name: rhs_error[i].reshape(shape + (nt,)) for i, s in enumerate(system.states)}
+    return IntegrationResult(sol.t, states, int(sol.status if sol.status >= 0 else -1), sol.message, bool(sol.success),
+                             rhs_error, worst)
+
+
+def _rhs_error_along(compiled, ys, params, rtol, atol):
+    """Quadrature error of the right-hand side at trajectory points; warns above the tolerance.
+
+    Returns the error array (shape of ``ys``) and its largest ratio to
+    ``atol + rtol |rhs|``.
+    """
+    finite = np.isfinite(ys).all(axis=0)
+    safe = np.where(finite, ys, 0.0)
+    columns = [np.asarray(p, dtype=float)[:, None] for p in params]
+    value = compiled.rhs(safe, *columns)
+    error = np.where(finite, compiled.rhs_error(safe, *columns), np.nan)
+    # per state and member, against the solver's tolerance at the scale that state's rate reaches
+    scale = np.nanmax(np.abs(value), axis=-1, keepdims=True)
+    ratio = error / (atol + rtol * scale)
+    worst = float(np.nanmax(ratio)) if np.any(np.isfinite(ratio)) else 0.0
+    if worst > 1:
+        warnings.warn(
+            f"the right-hand side of this approximate system (quadrature nodes) has an estimated error up to "
+            f"{float(np.nanmax(error)):.2g} along the trajectory, {worst:.2g} times the requested tolerance "
+            f"(rtol={rtol:g}, atol={atol:g}); the trajectory is no more accurate than that. "
+            "See IntegrationResult.rhs_error.",
+            stacklevel=3,
+        )
+    return error, worst
 
 
 def escape_time(
@@ -301,8 +350,19 @@ def escape_time(
     solver = _SOLVERS[method](fun, 0.0, y0.ravel(), float(np.max(s_max)), rtol=rtol, atol=atol)
     message = "horizon reached"
     steps = 0
+    approximate = not system.exact
+    rhs_error = np.zeros(batch) if approximate else None
+    rhs_scale = np.zeros(batch)
     while active.any() and solver.status == "running":
         t_old = solver.t
+        if approximate and steps % 10 == 0:
+            # the quadrature error of the right-hand side, sampled along the trajectories
+            y_now = solver.y.reshape(n, batch)
+            with np.errstate(all="ignore"):
+                error = compiled.rhs_error(y_now, *params)
+                value = compiled.rhs(y_now, *params)
+            rhs_error = np.where(active, np.fmax(rhs_error, np.nanmax(error, axis=0)), rhs_error)
+            rhs_scale = np.where(active, np.fmax(rhs_scale, np.nanmax(np.abs(value), axis=0)), rhs_scale)
         result = solver.step()
         steps += 1
         if result is not None or solver.status == "failed":
@@ -345,12 +405,24 @@ def escape_time(
             break
     if not active.any():
         message = "all members escaped" if np.all(status == "escaped") else "finished"
+    if approximate:
+        worst = float(np.max(rhs_error / (atol + rtol * rhs_scale)))
+        if worst > 1:
+            warnings.warn(
+                f"the right-hand side of this approximate system (quadrature nodes) has an estimated error up to "
+                f"{float(np.max(rhs_error)):.2g} along the trajectories, {worst:.2g} times the requested tolerance "
+                f"(rtol={rtol:g}, atol={atol:g}); escape times are no more accurate than that allows. "
+                "See EscapeResult.rhs_error.",
+                stacklevel=2,
+            )
+        rhs_error = rhs_error.reshape(shape)
     return EscapeResult(
         time=times.reshape(shape),
         status=status.reshape(shape).astype(str),
         t_max=float(t_max),
         threshold=float(threshold),
         message=message,
+        rhs_error=rhs_error,
     )
 
 
@@ -434,7 +506,7 @@ def escape_time_model(model, mu, eps, threshold=0.5, t_max=None, *, mu_perp=0.0,
     result = escape_time(model.ode_system(), values, eps_arr, threshold, t_max, observed=observed, **kwargs)
     mu_b, eps_b = np.broadcast_arrays(np.asarray(mu, dtype=float), eps_arr)
     return EscapeResult(result.time, result.status, result.t_max, result.threshold, result.message,
-                        {"mu": mu_b, "eps": eps_b})
+                        {"mu": mu_b, "eps": eps_b}, result.rhs_error)
 
 
 def fit_escape_slope(eps, times):

@@ -103,7 +103,7 @@ def test_export_runs_without_sympy(tmp_path):
         import numpy as np
         import tanh_lora
         print(json.dumps({{"tau": tanh_lora.tau(np.array([0.3, 0.7])).tolist(),
-                          "rhs": tanh_lora.rhs(0.2, 0.4, 0.6).tolist()}}))
+                          "rhs": tanh_lora.rates(0.2, 0.4, 0.6).tolist()}}))
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

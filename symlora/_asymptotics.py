@@ -415,7 +415,7 @@ def critical_mu(model, lo, hi):
     roots.  Polynomial ``a`` with other exact coefficients (``sqrt(2/π)``):
     closed-form roots.  Otherwise (closed forms in ``asin``/``sqrt``,
     quadrature nodes): sign changes of ``a`` evaluated with mpmath, refined
-    to certified brackets of half-width ``1e-15``; tangential zeros are
+    to certified brackets of half-width ``1e-13``; tangential zeros are
     reported uncertified.  See :mod:`symlora._roots`.
 
     Returns

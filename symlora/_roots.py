@@ -40,7 +40,7 @@ from ._node import GaussianExpectation
 __all__ = ["CriticalMu", "CriticalMuRoots", "find_zeros"]
 
 #: Half-width of a certified bracket around a numeric zero.
-BRACKET_HALF_WIDTH = 1e-15
+BRACKET_HALF_WIDTH = 1e-13
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class CriticalMu:
     ----------
     value : sympy.Expr
         Exact (``Rational``, radical, ``CRootOf``, ``sqrt(2)/sqrt(pi)``...)
-        when ``exact``; otherwise a ``Float`` with 30 digits.
+        when ``exact``; otherwise a ``Float`` with 20 digits.
     exact : bool
     error : float
         Bound on ``|value - zero|``: 0 when exact, the bracket half-width
@@ -100,7 +100,7 @@ class CriticalMu:
 class CriticalMuRoots(tuple):
     """Zeros of ``a(μ)`` in increasing order, as SymPy numbers.
 
-    A tuple of ``sympy.Expr`` (exact values or 30-digit ``Float``); the
+    A tuple of ``sympy.Expr`` (exact values or 20-digit ``Float``); the
     attribute :attr:`details` holds one :class:`CriticalMu` per element with
     its exactness, error bound and bracket.
     """
@@ -133,7 +133,7 @@ class _Evaluator:
     propagated to first order.
     """
 
-    def __init__(self, expr, symbol, dps=30):
+    def __init__(self, expr, symbol, dps=20):
         self.symbol = symbol
         self.dps = dps
         nodes = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
@@ -247,7 +247,7 @@ def _identify(a, mu, value):
 # numeric route
 
 
-def _numeric_zeros(a, mu, lo, hi, grid_values=None, dps=30, tolerance=BRACKET_HALF_WIDTH):
+def _numeric_zeros(a, mu, lo, hi, grid_values=None, dps=20, tolerance=BRACKET_HALF_WIDTH):
     evaluate = _Evaluator(a, mu, dps)
     lo_f, hi_f = float(lo), float(hi)
     grid = np.linspace(lo_f, hi_f, 401)
@@ -354,7 +354,7 @@ def _refine(evaluate, left, right, dps):
 # entry point
 
 
-def find_zeros(a, mu, lo, hi, grid_values=None, dps=30) -> CriticalMuRoots:
+def find_zeros(a, mu, lo, hi, grid_values=None, dps=20) -> CriticalMuRoots:
     """Zeros of ``a(μ)`` on ``[lo, hi]`` (see the module docstring for the routes).
 
     Parameters

@@ -531,6 +531,11 @@ def escape_law(model, mu) -> EscapeLaw:
         raise ValueError("escape_law is derived for aligned pre-training, rank 1")
     lin = model.linearization()
     mu = sp.sympify(mu)
+    if isinstance(mu, sp.Float):
+        # a short decimal (0.5 from Python) is meant exactly; a 20-digit root keeps its precision
+        rational = sp.nsimplify(mu, rational=True)
+        if rational.q <= 10**6 and sp.Float(rational, precision=mu._prec) == mu:
+            mu = rational
     a_exact_expr = lin.a.subs(S.mu, mu)
     if not mu.is_Rational and not mu.is_Float:
         # algebraic or transcendental roots (CRootOf, sqrt(2/pi)): 50 digits keep the reduction fast

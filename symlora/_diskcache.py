@@ -194,7 +194,8 @@ def _encode(obj):
     from ._asymptotics import Linearization
 
     if isinstance(obj, Linearization):
-        fields = ("a", "b", "tau", "lambda_plus", "lambda_minus", "jacobian", "fixed_point", "exact", "model_name")
+        fields = ("a", "b", "tau", "lambda_plus", "lambda_minus", "jacobian", "fixed_point", "exact", "model_name",
+                  "tau_q", "tau_fastest")
         return {"linearization": {name: _encode(getattr(obj, name)) for name in fields}}
     raise _Unsupported(f"cannot cache {type(obj).__name__}")
 

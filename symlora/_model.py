@@ -565,6 +565,69 @@ class LoRAModel:
 
         return model_to_latex(self, **kwargs)
 
+    # ------------------------------------------------------------ finite d
+
+    def diffusion(self, in_terms_of_QR: bool = False) -> sp.Matrix:
+        r"""Order-``1/d`` diffusion matrix ``D`` of the statistics (see :mod:`symlora._diffusion`).
+
+        Over a time ``δt`` the statistics gain, around the drift of :meth:`ode`,
+        a covariance ``D δt / d``; rows and columns follow :attr:`states`.
+
+        Examples
+        --------
+        >>> from symlora import LoRAModel
+        >>> LoRAModel("x").diffusion_at_fixed_point()
+        Matrix([
+        [0,           0],
+        [0, (mu - 1)**2]])
+        """
+        from ._diffusion import derive_diffusion
+
+        return derive_diffusion(self, in_terms_of_QR=in_terms_of_QR)
+
+    def diffusion_at_fixed_point(self) -> sp.Matrix:
+        """``D`` at ``m = u = 0`` as a function of ``mu`` (aligned rank 1)."""
+        from ._diffusion import diffusion_at_fixed_point
+
+        return diffusion_at_fixed_point(self)
+
+    def diffusion_function(self):
+        """Generated code for :meth:`diffusion`: ``f(*states, *parameters) -> (n, n, ...)`` array."""
+        import numpy as np
+
+        from ._codegen import compile_expressions
+
+        def build():
+            n = len(self.states)
+            flat = compile_expressions(self.states + self.parameters, tuple(self.diffusion()), name="diffusion",
+                                       doc=f"diffusion matrix D of {self.name} (row-major)")
+
+            index = [str(st) for st in self.states].index("u") if S.u in self.states else None
+            singular = index is not None and not all(
+                e.is_polynomial(*self.states) for e in self.diffusion() if is_exact(e)
+            )
+
+            def diffusion(*values):
+                if singular:
+                    # closed forms such as ReLU's divide by |u| (a removable 0/0 at u = 0): evaluate at
+                    # |u| >= 1e-7 instead (error O(1e-7), far below the rounding error closer to 0)
+                    values = list(values)
+                    u = np.asarray(values[index], dtype=float)
+                    values[index] = np.where(np.abs(u) < 1e-7, np.where(u < 0, -1e-7, 1e-7), u)
+                out = flat(*values)
+                return out.reshape((n, n) + out.shape[1:])
+
+            diffusion.__doc__ = flat.__doc__
+            return diffusion
+
+        return self._cached("diffusion_function", build)
+
+    def predict_escape(self, mu, d, threshold=0.5, m0=None, **kwargs):
+        """Distribution of the SGD escape time at finite ``d`` (see :func:`symlora.predict_escape`)."""
+        from ._prediction import predict_escape
+
+        return predict_escape(self, mu, d, threshold=threshold, m0=m0, **kwargs)
+
 
 
 def _exact_mu(mu) -> sp.Expr:

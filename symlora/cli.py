@@ -24,7 +24,7 @@ __all__ = ["main", "parse_number", "parse_int", "parse_float_list", "parse_int_l
            "CommandError"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("derive", "law", "tau", "escape", "simulate", "sweep", "latex", "reproduce", "paper")
+COMMANDS = ("derive", "law", "tau", "escape", "simulate", "sweep", "predict", "latex", "reproduce", "paper")
 
 
 class CommandError(ValueError):

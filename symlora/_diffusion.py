@@ -1,0 +1,239 @@
+r"""Diffusion of the summary statistics: the order-``1/d`` noise of one-pass SGD.
+
+One SGD step changes every statistic ``X_i`` (``m``, ``s``, ``u``; rank 2:
+``m_a``, ``u_a``, ``q12``) by
+
+.. math::
+
+    ΔX_i = -\frac{η}{d B} \sum_{b=1}^{B} h_i(x_b) + O(d^{-2}),\qquad
+    h_i = g\,L_i + \frac{η}{B}\, K_i\, g^2,
+
+with ``g = (σ(λ) - σ^*(ν) - \sqrt{Δ} ξ) σ'(λ)`` the per-sample derivative of
+the loss, ``L_i`` a linear form in the Gaussian fields and ``K_i`` a
+polynomial in the states:
+
+* ``u_a``: ``L = ζ_a``, ``K = 0`` (the gradient of ``u_a``);
+* an overlap ``v_a·z`` with a fixed unit ``z`` (``m = v·w*``, ``s = v·w⊥``):
+  ``L = u_a (z·x - (v_a·z) ζ_a)`` (the projected gradient) and
+  ``K = (v_a·z) u_a^2/2`` (renormalising ``v_a``: ``|δ|^2 = η^2 u^2 \sum_b g_b^2/(B^2 d)``
+  is of the same order ``1/d`` per step as the gradient term, so its
+  fluctuation is part of the noise);
+* ``q12 = v_1·v_2``: ``L = u_2 ζ_1 + u_1 ζ_2 - q (u_1 ζ_1 + u_2 ζ_2)``,
+  ``K = -(u_1 u_2 - q (u_1^2 + u_2^2)/2)``.
+
+The mean of ``-η h_i`` is the drift of :meth:`LoRAModel.ode` (checked in the
+tests); its covariance gives the diffusion matrix
+
+.. math::
+
+    D_{ij} = \frac{η^2}{B}\,\mathrm{Cov}[h_i, h_j],\qquad
+    \mathrm{Cov}(X(t + δt) - X(t)) = \frac{D}{d}\,δt + o(δt),
+
+i.e. ``d`` steps (one unit of time) add a covariance ``D/d``.  Every entry is
+a Gaussian expectation over ``(λ, ν, ζ, ...)`` computed by
+:func:`symlora.gaussian_expectation` (the label noise ``ξ`` is integrated out
+by its moments), so ``D`` is exact wherever the drift is.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from . import _symbols as S
+from ._expectation import gaussian_expectation, is_exact
+
+__all__ = ["derive_diffusion", "diffusion_at_fixed_point", "diffusion_pieces", "increment_mean"]
+
+#: Covariances of the Gaussian fields that are not already in ``_symbols``.
+_C, _C1, _C2, _RP = sp.symbols("C C1 C2 R_perp", real=True)
+_XI = sp.Symbol("xi_label", real=True)
+
+
+def field_values(model) -> dict:
+    """``{Q, R, C, ...: expression in the states}`` for :func:`derive_diffusion` with ``in_terms_of_QR``."""
+    return _fields(model)[2]
+
+
+def _fields(model):
+    """Gaussian fields, their covariance (with symbols ``Q``, ``R``, ``C``...) and the values of those symbols."""
+    mu, mp = S.mu, S.mu_perp
+    overlaps = model.overlaps()
+    if model.rank == 2:
+        m1, m2, u1, u2, q = S.m1, S.m2, S.u1, S.u2, S.q12
+        fields = [S.lam, S.nu, S.zeta1, S.zeta2]
+        cov = [[S.Q, S.R, _C1, _C2], [S.R, 1, m1, m2], [_C1, m1, 1, q], [_C2, m2, q, 1]]
+        values = {_C1: mu * m1 + u1 + u2 * q, _C2: mu * m2 + u2 + u1 * q}
+    elif model.pretraining == "general":
+        m, s, u = S.m, S.s, S.u
+        fields = [S.lam, S.nu, S.xi_perp, S.zeta]
+        cov = [[S.Q, S.R, _RP, _C], [S.R, 1, 0, m], [_RP, 0, 1, s], [_C, m, s, 1]]
+        values = {_RP: mp + u * s, _C: mu * m + mp * s + u}
+    else:
+        m, u = S.m, S.u
+        fields = [S.lam, S.nu, S.zeta]
+        cov = [[S.Q, S.R, _C], [S.R, 1, m], [_C, m, 1]]
+        values = {_C: mu * m + u}
+    values.update(overlaps)
+    return fields, cov, values
+
+
+def _forms(model):
+    """``{state: (L as {field: coefficient}, K)}`` of the module notes."""
+    if model.rank == 2:
+        m1, m2, u1, u2, q = S.m1, S.m2, S.u1, S.u2, S.q12
+        z1, z2, nu = S.zeta1, S.zeta2, S.nu
+        return {
+            m1: ({nu: u1, z1: -u1 * m1}, m1 * u1**2 / 2),
+            m2: ({nu: u2, z2: -u2 * m2}, m2 * u2**2 / 2),
+            u1: ({z1: sp.S.One}, sp.S.Zero),
+            u2: ({z2: sp.S.One}, sp.S.Zero),
+            q: ({z1: u2 - q * u1, z2: u1 - q * u2}, -(u1 * u2 - q * (u1**2 + u2**2) / 2)),
+        }
+    m, u = S.m, S.u
+    forms = {m: ({S.nu: u, S.zeta: -u * m}, m * u**2 / 2)}
+    if model.pretraining == "general":
+        forms[S.s] = ({S.xi_perp: u, S.zeta: -u * S.s}, S.s * u**2 / 2)
+    forms[u] = ({S.zeta: sp.S.One}, sp.S.Zero)
+    return {st: forms[st] for st in model.states}
+
+
+def _label_average(expr):
+    """Integrate the label noise ``ξ ~ N(0, 1)`` out of a polynomial in ``ξ``: ``E[ξ^k] = (k-1)!!``."""
+    poly = sp.Poly(sp.expand(expr), _XI)
+    return sum((coeff * sp.factorial2(k - 1) for (k,), coeff in poly.terms() if k % 2 == 0), sp.S.Zero)
+
+
+def diffusion_pieces(model) -> dict:
+    """The Gaussian expectations the diffusion is built from, in ``Q, R, C, ...``.
+
+    Returns
+    -------
+    dict
+        ``{"g2": E[g²], "g4": E[g⁴], "g_f": {f: E[g f]}, "g3_f": {f: E[g³ f]},
+        "g2_ff": {(f, f'): E[g² f f']}}`` over the Gaussian fields ``f`` that
+        enter the linear forms ``L_i`` (label noise integrated out).
+    """
+
+    def build():
+        fields, cov, _ = _fields(model)
+        sigma, teacher = model.student, model.teacher
+        lam, nu = S.lam, S.nu
+        g = (sigma(lam) - teacher(nu) - sp.sqrt(model.noise) * _XI) * sigma.derivative_at(lam)
+        used = sorted({f for L, _ in _forms(model).values() for f in L}, key=fields.index)
+
+        def E(expr):
+            return gaussian_expectation(_label_average(expr), fields, cov)
+
+        pieces = {"g2": E(g**2), "g_f": {f: E(g * f) for f in used}, "g2_ff": {}, "g3_f": {}, "g4": sp.S.Zero}
+        for i, f in enumerate(used):
+            for f2 in used[i:]:
+                pieces["g2_ff"][(f, f2)] = E(g**2 * f * f2)
+        if any(K != 0 for _, K in _forms(model).values()):
+            pieces["g3_f"] = {f: E(g**3 * f) for f in used}
+            pieces["g4"] = E(g**4)
+        return pieces
+
+    return model._cached("diffusion_pieces", build)
+
+
+def _second_moment(pieces, f, f2):
+    key = (f, f2) if (f, f2) in pieces["g2_ff"] else (f2, f)
+    return pieces["g2_ff"][key]
+
+
+def increment_mean(model) -> dict:
+    """``{state: E[h_i]}`` in ``Q, R, C, ...``: ``-η E[h_i]`` is the drift of the ODE.
+
+    The diffusion is the covariance of the same ``h_i``; that their mean
+    reproduces :meth:`LoRAModel.ode` is the consistency check of the forms
+    ``L_i``, ``K_i`` (see the tests).
+    """
+    pieces = diffusion_pieces(model)
+    eta, B = model.lr, model.batch
+    out = {}
+    for st, (L, K) in _forms(model).items():
+        out[st] = sum(c * pieces["g_f"][f] for f, c in L.items()) + eta / B * K * pieces["g2"]
+    return out
+
+
+def derive_diffusion(model, in_terms_of_QR: bool = False) -> sp.Matrix:
+    r"""Diffusion matrix ``D`` of the statistics (order ``1/d``), symmetric.
+
+    Parameters
+    ----------
+    model : LoRAModel
+    in_terms_of_QR : bool
+        Keep ``Q``, ``R`` and the cross-covariances ``C = Cov(λ, ζ)`` (rank 2:
+        ``C1``, ``C2``; general: also ``R_perp = Cov(λ, w⊥·x)``) as symbols.
+
+    Returns
+    -------
+    sympy.Matrix
+        ``D[i, j]`` in the order of ``model.states``; over a time ``δt`` the
+        statistics gain a covariance ``D δt / d`` around the drift.
+    """
+
+    def build():
+        from ._model import _stable_form
+
+        pieces = diffusion_pieces(model)
+        forms = _forms(model)
+        eta, B = model.lr, model.batch
+        states = model.states
+        mean = increment_mean(model)
+        n = len(states)
+        D = sp.zeros(n, n)
+        for i, si in enumerate(states):
+            Li, Ki = forms[si]
+            for j in range(i, n):
+                sj = states[j]
+                Lj, Kj = forms[sj]
+                second = sum(ci * cj * _second_moment(pieces, fi, fj) for fi, ci in Li.items() for fj, cj in Lj.items())
+                if Ki != 0:
+                    second += eta / B * Ki * sum(c * pieces["g3_f"][f] for f, c in Lj.items())
+                if Kj != 0:
+                    second += eta / B * Kj * sum(c * pieces["g3_f"][f] for f, c in Li.items())
+                if Ki != 0 and Kj != 0:
+                    second += (eta / B) ** 2 * Ki * Kj * pieces["g4"]
+                D[i, j] = D[j, i] = eta**2 / B * (second - mean[si] * mean[sj])
+        if in_terms_of_QR:
+            return D
+        _, _, values = _fields(model)
+        cross = {k: v for k, v in values.items() if k not in (S.Q, S.R)}
+        overlaps = {S.P: model.orthogonal_norm2(), S.R: model.overlaps()[S.R]}
+        # the same numerically stable form as the drift: Q = P + R², asin -> atan2
+        D = D.applyfunc(lambda e: _stable_form(e).xreplace(cross).xreplace(overlaps))
+        symbols = tuple(model.states) + tuple(model.parameters)
+        # polynomial pairs: the expanded-then-factored form is the readable one
+        # (small entries only: factoring degree-20 polynomials costs far more than it shows)
+        return D.applyfunc(
+            lambda e: sp.factor(sp.expand(e))
+            if sp.count_ops(e) < 400 and is_exact(e) and e.is_polynomial(*symbols) else e
+        )
+
+    return model._cached(("diffusion", in_terms_of_QR), build)
+
+
+def diffusion_at_fixed_point(model) -> sp.Matrix:
+    """``D`` at ``m = u = 0`` (aligned rank 1) as a function of ``mu``, simplified.
+
+    Only the ``(u, u)`` entry survives: ``D_uu = (η²/B) V`` with
+    ``V = E[e0(ν)² σ'(μν)²] + Δ E[σ'(μν)²]``, a one-dimensional integral.
+    """
+
+    def build():
+        from ._asymptotics import _simplify
+
+        nu, mu = S.nu, S.mu
+        sigma, teacher = model.student, model.teacher
+        slope = sigma.derivative_at(mu * nu)
+        # at m = u = 0, λ = μν and ζ is independent of (λ, ν): E[g² ζ²] = E[g²], E[g ζ] = 0
+        V = gaussian_expectation((sigma(mu * nu) - teacher(nu)) ** 2 * slope**2 + model.noise * slope**2, [nu], [[1]])
+        D = sp.zeros(len(model.states), len(model.states))
+        iu = model.states.index(S.u)
+        D[iu, iu] = model.lr**2 / model.batch * _simplify(V)
+        return D
+
+    if model.rank != 1 or model.pretraining != "aligned":
+        raise ValueError("diffusion_at_fixed_point is derived for aligned pre-training, rank 1")
+    return model._cached("diffusion_at_fixed_point", build)

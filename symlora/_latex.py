@@ -275,7 +275,9 @@ def _diffusion_latex(model) -> str:
         # up to a minute): other exports point to model.diffusion() instead of slowing every document down
         D = model.diffusion()
         names = [_tex(st) for st in model.states]
-        rows = [latex_lines(f"D_{{{names[i]}{names[j]}}}", D[i, j])
+        # expanded sums break cleanly; a narrower measure than latex_lines' because sums of
+        # monomials with many superscripts typeset wider than _width estimates
+        rows = [f"D_{{{names[i]}{names[j]}}} &= " + " \\\\\n  &\\quad ".join(_split(sp.expand(D[i, j]), 55))
                 for i in range(D.rows) for j in range(i, D.cols) if D[i, j] != 0]
     if rows and sum(len(r) for r in rows) <= 40 * _LINE:
         text.append("The full matrix (entries not shown are zero):\n")

@@ -512,11 +512,15 @@ class EscapeLaw:
 
 
 def escape_law(model, mu) -> EscapeLaw:
-    r"""Leading escape-time law at ``mu`` (aligned, rank 1).
+    r"""Leading escape-time law at ``mu`` (aligned pre-training).
 
     Notes
     -----
-    If ``a(μ) ≠ 0`` the escape is linear: ``t_esc ≈ (τ/(2η)) log d``.
+    If ``a(μ) ≠ 0`` the escape is linear: ``t_esc ≈ (τ/(2η)) log d``.  At
+    rank 2 the directions start nearly orthogonal (``q12 ~ d^{-1/2}``), so
+    ``τ`` is the value at ``q12 = 0``; the derivation also states the fastest
+    ``τ`` over every reachable ``q12`` (``Linearization.tau_fastest``).  At
+    ``a = 0`` the rank-2 law is not derived.
 
     If ``a(μ) = 0``: at ``u = 0`` Stein's lemma gives exactly
     ``E[G ζ] = m (μ A_λ + A_ν) = -a m``, so ``du/dt = η a m = 0`` on the line
@@ -527,8 +531,8 @@ def escape_law(model, mu) -> EscapeLaw:
     :func:`_fluctuation_law` (``d log d``), or "none" when nothing drives
     the escape (e.g. the pre-trained student already fits the teacher).
     """
-    if model.rank != 1 or model.pretraining != "aligned":
-        raise ValueError("escape_law is derived for aligned pre-training, rank 1")
+    if model.pretraining != "aligned":
+        raise ValueError("escape_law is derived for aligned pre-training (a depends on mu_perp otherwise)")
     lin = model.linearization()
     mu = sp.sympify(mu)
     if isinstance(mu, sp.Float):
@@ -562,7 +566,14 @@ def escape_law(model, mu) -> EscapeLaw:
             None,
             1,
             f"a({sp.N(mu, 12)}) = {a_value:.12g} ≠ 0: the linear instability λ+ = 1/τ grows m from m0 ~ d^(-1/2) "
-            f"to O(1) in t ≈ (τ/η) log(1/m0) = (τ/(2η)) log d, with τ = {sp.N(tau, 12)}.",
+            f"to O(1) in t ≈ (τ/η) log(1/m0) = (τ/(2η)) log d, with τ = {sp.N(tau, 12)}."
+            + _rank_note(lin, model.rank, a_value, b_value),
+        )
+    if model.rank != 1:
+        return EscapeLaw(
+            "not derived", None, None, None,
+            f"a({sp.N(mu, 15)}) ≈ 0 at rank {model.rank}: the centre-manifold and fluctuation laws are derived "
+            "for rank 1 only.",
         )
     if not (is_exact(lin.a) and is_exact(lin.b) and model.exact):
         return EscapeLaw(
@@ -581,6 +592,17 @@ def escape_law(model, mu) -> EscapeLaw:
     # manifold is u = h(m) = 0 and the reduced dynamics of m vanishes at every
     # order.  What drives the escape is beyond the ODE (finite-d fluctuations).
     return _fluctuation_law(model, mu, b, eta)
+
+
+def _rank_note(lin, rank, a_value, b_value) -> str:
+    """Rank >= 2: where the rate at the random start q = 0 stands against the fastest reachable one."""
+    if lin.tau_fastest is None:
+        return ""
+    fastest = float(sp.N(1 / fastest_unstable_rate(sp.Float(a_value, 30), sp.Float(b_value, 30),
+                                                    [0, rank])))
+    return (f" Rank ≥ 2: τ is the rate of the fastest mode at q12 = 0 (directions start orthogonal to "
+            f"O(d^(-1/2))); over every reachable q12 the fastest mode has τ = {fastest:.12g} (τ(q12) in "
+            "Linearization.tau_q).")
 
 
 def tau_limits(model) -> dict:

@@ -155,7 +155,9 @@ class _Evaluator:
 
     def __call__(self, mu):
         """Return ``(value, error)`` as mpf."""
-        with mpmath.workdps(self.dps):
+        # near mu = 0 closed forms are often 0/0 (removable): extra digits absorb the cancellation
+        extra = 40 if abs(float(mu)) < 1e-6 else 0
+        with mpmath.workdps(self.dps + extra):
             mu = mpmath.mpf(mu)
             values, errors = [], []
             for func, variance in self.nodes:

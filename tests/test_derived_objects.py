@@ -372,3 +372,21 @@ def test_export_every_pair_runs_without_sympy(tmp_path):
                 escape = model.escape_time(0.3, 0.05)
             assert got["y"] == pytest.approx([ref["m"][-1], ref["u"][-1]], rel=1e-7, abs=1e-10)
             assert got["escape"] == pytest.approx(float(escape.time), rel=1e-6)
+
+
+def test_not_derived_is_never_printed_as_no_escape(capsys):
+    from symlora.cli import main
+
+    law = LoRAModel("He2").escape_law(0)  # a = 0 and b <= 0: beyond what is derived
+    assert law.kind == "not derived" and "no escape" not in str(law)
+    assert main(["law", "--student", "He2"]) == 0
+    out = capsys.readouterr().out
+    line = next(text for text in out.splitlines() if text.strip().startswith("mu = 0:"))
+    assert "not derived" in line and "no escape" not in line
+
+
+def test_rank2_escape_law_states_the_fastest_reachable_rate():
+    law = LoRAModel("relu", rank=2).escape_law(sp.Rational(1, 2))
+    assert law.kind == "log"
+    assert sp.simplify(law.prefactor - 2 * (1 + sp.sqrt(2))) == 0  # tau(q = 0) / 2, the rank-1 value
+    assert "τ = 4 " in law.derivation  # 1/|a| over every reachable q12

@@ -108,7 +108,9 @@ def _wrap(text, indent="  "):
 
 def _law_line(entry) -> str:
     if entry["kind"] == "none":
-        return "no escape law (see why)"
+        return f"{entry['statement']}  (see why)"
+    if entry["kind"] == "not derived":
+        return "law not derived (see why)"
     if entry["kind"] == "log":
         return f"{entry['statement']}  (log d law, slope tau/(2 eta))"
     return f"{entry['statement']}  (power law, a finite-d heuristic)"

@@ -1,16 +1,14 @@
-r"""LoRAModel: the frozen description of the learning problem and its ODE.
+r"""LoRAModel: the frozen description of the learning problem, wiring the derivation.
 
-The derivation follows docs/theory.md §3.  Every expectation the ODE needs
-is a two-dimensional Gaussian expectation over ``(λ, ν)`` with covariance
-``[[Q, R], [R, 1]]``; the other Gaussian fields (``ζ = v·x``, ``w⊥·x``)
-enter only linearly and are removed by Stein's lemma,
-``E[ζ F(λ, ν)] = Cov(ζ, λ) E[∂_λ F] + Cov(ζ, ν) E[∂_ν F]``.  With
-``G = (σ(λ) - σ*(ν)) σ'(λ)`` four expectations carry the whole system:
+The class holds the problem's data (activations, pre-training kind, rank,
+``η``, ``B``, ``Δ``), checks it on entry, caches derived results (in memory
+and, for the symbolic derivation, on disk) and delegates the work:
 
-.. math::
-
-    A_λ = E[∂_λ G],\quad A_ν = E[∂_ν G],\quad
-    E[G^2],\quad E[σ'(λ)^2].
+* :mod:`symlora._statistics`: the summary statistics and ``Q``, ``R``, ``P``;
+* :mod:`symlora._ode_derivation`: the expectations and the ODE (theory §3);
+* :mod:`symlora._asymptotics`: linearisation, critical μ, escape laws (§4-5);
+* :mod:`symlora._codegen`, :mod:`symlora._integrate`, :mod:`symlora._latex`:
+  numbers, integration and LaTeX from the derived expressions.
 """
 
 from __future__ import annotations
@@ -21,7 +19,8 @@ import sympy as sp
 from . import _diskcache
 from . import _symbols as S
 from ._activation import Activation, activation
-from ._expectation import gaussian_expectation, is_exact
+from . import _ode_derivation, _statistics
+from ._expectation import is_exact
 from ._ode_system import ODESystem
 from ._validate import MU_MAX, as_exact_number, as_float_array, check_magnitude, check_mu, scalar_or_array
 
@@ -180,21 +179,12 @@ class LoRAModel:
     @property
     def states(self) -> tuple:
         """The summary statistics, in the order of :meth:`ode_system`."""
-        if self.rank == 2:
-            return (S.m1, S.m2, S.u1, S.u2, S.q12)
-        if self.pretraining == "general":
-            return (S.m, S.s, S.u)
-        return (S.m, S.u)
+        return _statistics.state_symbols(self.pretraining, self.rank)
 
     @property
     def parameters(self) -> tuple:
         """Symbols left free in :meth:`ode_system`, in order."""
-        params = [S.mu]
-        if self.pretraining == "general":
-            params.append(S.mu_perp)
-        for symbol, value in ((S.eta, self.lr), (S.B, self.batch), (S.Delta, self.noise)):
-            params.extend(sorted(value.free_symbols, key=str) if value != symbol else [symbol])
-        return tuple(dict.fromkeys(params))
+        return _statistics.free_parameters(self.pretraining, self.lr, self.batch, self.noise)
 
     # ------------------------------------------------------------ expectations
 
@@ -220,22 +210,7 @@ class LoRAModel:
             (exact closed forms or containing quadrature nodes).
         """
 
-        def build():
-            lam, nu = S.lam, S.nu
-            sigma, teacher = self.student, self.teacher
-            G = (sigma(lam) - teacher(nu)) * sigma.derivative_at(lam)
-            dG_dlam = sigma.derivative_at(lam) ** 2 + (sigma(lam) - teacher(nu)) * sigma.derivative_at(lam, 2)
-            dG_dnu = -teacher.derivative_at(nu) * sigma.derivative_at(lam)
-            cov = [[S.Q, S.R], [S.R, 1]]
-            exps = {
-                "A_lambda": gaussian_expectation(dG_dlam, [lam, nu], cov),
-                "A_nu": gaussian_expectation(dG_dnu, [lam, nu], cov),
-                "G2": gaussian_expectation(G**2, [lam, nu], cov),
-                "S2": gaussian_expectation(sigma.derivative_at(lam) ** 2, [lam, nu], cov),
-            }
-            return exps
-
-        return self._cached("expectations", build)
+        return self._cached("expectations", lambda: _ode_derivation.drift_expectations(self.student, self.teacher))
 
     @property
     def exact(self) -> bool:
@@ -246,30 +221,11 @@ class LoRAModel:
 
     def overlaps(self) -> dict:
         """``Q = |w|²``, ``R = w·w*`` in terms of the states and parameters."""
-        mu, mp = S.mu, S.mu_perp
-        if self.rank == 2:
-            u1, u2, m1, m2, q = S.u1, S.u2, S.m1, S.m2, S.q12
-            Q = mu**2 + u1**2 + u2**2 + 2 * mu * (u1 * m1 + u2 * m2) + 2 * u1 * u2 * q
-            R = mu + u1 * m1 + u2 * m2
-        elif self.pretraining == "general":
-            m, s, u = S.m, S.s, S.u
-            Q = mu**2 + mp**2 + u**2 + 2 * u * (mu * m + mp * s)
-            R = mu + u * m
-        else:
-            m, u = S.m, S.u
-            Q = mu**2 + u**2 + 2 * mu * u * m
-            R = mu + u * m
-        return {S.Q: Q, S.R: R}
+        return _statistics.overlaps(self.pretraining, self.rank)
 
     def orthogonal_norm2(self) -> sp.Expr:
         """``P = Q - R² = |w - (w·w*) w*|²`` as a manifest function of the states."""
-        mu_perp = S.mu_perp
-        if self.rank == 2:
-            u1, u2, m1, m2, q = S.u1, S.u2, S.m1, S.m2, S.q12
-            return u1**2 * (1 - m1**2) + u2**2 * (1 - m2**2) + 2 * u1 * u2 * (q - m1 * m2)
-        if self.pretraining == "general":
-            return mu_perp**2 + 2 * S.u * mu_perp * S.s + S.u**2 * (1 - S.m**2)
-        return S.u**2 * (1 - S.m**2)
+        return _statistics.orthogonal_norm2(self.pretraining, self.rank)
 
     def ode_structure(self):
         """The ODE in terms of the expectation symbols ``A_lambda``, ``A_nu``, ``G2``.
@@ -282,7 +238,7 @@ class LoRAModel:
         """
         rhs = self._ode(in_terms_of_QR=False, structure=True)
         exps = self.expectations()
-        Al, An, G2 = sp.Symbol("A_lambda"), sp.Symbol("A_nu"), sp.Symbol("G2")
+        Al, An, G2 = _ode_derivation.EXPECTATION_SYMBOLS
         return rhs, {Al: exps["A_lambda"], An: exps["A_nu"], G2: exps["G2"] + self.noise * exps["S2"]}
 
     def ode(self, in_terms_of_QR: bool = False) -> dict:
@@ -311,53 +267,10 @@ class LoRAModel:
         key = ("ode", in_terms_of_QR, structure)
 
         def build():
-            exps = self.expectations()
-            Al, An, G2 = sp.Symbol("A_lambda"), sp.Symbol("A_nu"), sp.Symbol("G2")
-            eta, B = self.lr, self.batch
-            mu, mp = S.mu, S.mu_perp
-            noise_rate = eta**2 / (2 * B) * G2
-            rhs = {}
-            if self.rank == 2:
-                m1, m2, u1, u2, q = S.m1, S.m2, S.u1, S.u2, S.q12
-                C1 = mu * m1 + u1 + u2 * q
-                C2 = mu * m2 + u2 + u1 * q
-                Gz1 = C1 * Al + m1 * An
-                Gz2 = C2 * Al + m2 * An
-                Gnu = (mu + u1 * m1 + u2 * m2) * Al + An
-                rhs[m1] = -eta * u1 * (Gnu - m1 * Gz1) - noise_rate * u1**2 * m1
-                rhs[m2] = -eta * u2 * (Gnu - m2 * Gz2) - noise_rate * u2**2 * m2
-                rhs[u1] = -eta * Gz1
-                rhs[u2] = -eta * Gz2
-                rhs[q] = -eta * (u2 * Gz1 + u1 * Gz2 - q * (u1 * Gz1 + u2 * Gz2)) + 2 * noise_rate * (
-                    u1 * u2 - q * (u1**2 + u2**2) / 2
-                )
-            elif self.pretraining == "general":
-                m, s, u = S.m, S.s, S.u
-                C = mu * m + mp * s + u
-                Gz = C * Al + m * An
-                Gnu = (mu + u * m) * Al + An
-                Gperp = (mp + u * s) * Al
-                rhs[m] = -eta * u * (Gnu - m * Gz) - noise_rate * u**2 * m
-                rhs[s] = -eta * u * (Gperp - s * Gz) - noise_rate * u**2 * s
-                rhs[u] = -eta * Gz
-            else:
-                m, u = S.m, S.u
-                rhs[m] = -eta * u * (1 - m**2) * (mu * Al + An) - noise_rate * u**2 * m
-                rhs[u] = -eta * ((mu * m + u) * Al + m * An)
             if structure:
-                return rhs
-            if in_terms_of_QR:
-                forms = exps
-            else:
-                # numerically stable form: Q = P + R^2 with P = |w_perp|^2 written as
-                # a manifest sum of squares, and asin(x) = atan2(x, sqrt(1 - x^2))
-                forms = {name: _stable_form(value) for name, value in exps.items()}
-            fill = {Al: forms["A_lambda"], An: forms["A_nu"], G2: forms["G2"] + self.noise * forms["S2"]}
-            rhs = {k: v.xreplace(fill) for k, v in rhs.items()}
-            if in_terms_of_QR:
-                return rhs
-            values = {S.P: self.orthogonal_norm2(), S.R: self.overlaps()[S.R]}
-            return {k: v.xreplace(values) for k, v in rhs.items()}
+                return _ode_derivation.ode_structure(self.pretraining, self.rank, self.lr, self.batch)
+            return _ode_derivation.assemble_ode(self._ode(False, structure=True), self.expectations(), self.noise,
+                                                self.pretraining, self.rank, in_terms_of_QR=in_terms_of_QR)
 
         return self._cached(key, build)
 
@@ -638,20 +551,3 @@ def _exact_mu(mu) -> sp.Expr:
     if mu > MU_MAX:
         raise ValueError(f"mu must be <= {MU_MAX:g}, got {sp.N(mu, 6)}")
     return mu
-
-
-def _stable_form(expr: sp.Expr) -> sp.Expr:
-    """Rewrite an expression in ``Q, R`` in terms of ``P = Q - R²`` and ``R``.
-
-    ``sqrt(Q - R²)`` becomes ``sqrt(P)`` (no cancellation when ``w`` is nearly
-    parallel to ``w*``) and ``asin(x)`` becomes ``atan2(x, sqrt(1 - x²))``
-    with ``1 - x²`` simplified symbolically, so that rounding can never push
-    the argument of ``asin`` or ``sqrt`` out of its domain.
-    """
-    expr = expr.subs(S.Q, S.P + S.R**2)
-
-    def atan2_form(arg):
-        complement = sp.factor(sp.cancel(sp.together(1 - arg**2)))
-        return sp.atan2(arg, sp.sqrt(complement))
-
-    return expr.replace(sp.asin, atan2_form)

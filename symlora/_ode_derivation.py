@@ -1,0 +1,151 @@
+r"""The ODE of the summary statistics: expectations, assembly, stable form.
+
+docs/theory.md §3.  Every expectation the ODE needs is a two-dimensional
+Gaussian expectation over ``(λ, ν)`` with covariance ``[[Q, R], [R, 1]]``;
+the other Gaussian fields (``ζ = v·x``, ``w⊥·x``) enter only linearly and
+are removed by Stein's lemma,
+``E[ζ F(λ, ν)] = Cov(ζ, λ) E[∂_λ F] + Cov(ζ, ν) E[∂_ν F]``.  With
+``G = (σ(λ) - σ*(ν)) σ'(λ)`` four expectations carry the whole system:
+
+.. math::
+
+    A_λ = E[∂_λ G],\quad A_ν = E[∂_ν G],\quad
+    E[G^2],\quad E[σ'(λ)^2].
+
+The work is in three steps, one function each:
+
+* :func:`drift_expectations` asks the expectation engine for the four
+  expectations (functions of ``Q`` and ``R``; the only step that depends on
+  the activations);
+* :func:`ode_structure` writes the right-hand sides in the symbols
+  ``A_lambda``, ``A_nu`` and ``G2`` (the Stein-reduced drift and the
+  renormalisation drag; depends only on the pre-training kind, the rank,
+  ``η`` and ``B``);
+* :func:`assemble_ode` fills the expectations in, either in ``Q, R`` for
+  display or in the statistics through a numerically stable form.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from . import _symbols as S
+from ._expectation import gaussian_expectation
+from ._statistics import orthogonal_norm2, overlaps
+
+__all__ = ["EXPECTATION_SYMBOLS", "drift_expectations", "ode_structure", "assemble_ode", "stable_form"]
+
+#: The symbols standing for ``A_λ``, ``A_ν`` and ``E[G²] + Δ E[σ'(λ)²]`` in :func:`ode_structure`.
+EXPECTATION_SYMBOLS = (sp.Symbol("A_lambda"), sp.Symbol("A_nu"), sp.Symbol("G2"))
+
+
+def drift_expectations(student, teacher) -> dict:
+    """The four expectations of the ODE as functions of ``Q`` and ``R``.
+
+    Returns
+    -------
+    dict
+        ``{"A_lambda": E[∂_λ G], "A_nu": E[∂_ν G], "G2": E[G²],
+        "S2": E[σ'(λ)²]}``, exact closed forms or containing quadrature nodes.
+    """
+    lam, nu = S.lam, S.nu
+    G = (student(lam) - teacher(nu)) * student.derivative_at(lam)
+    dG_dlam = student.derivative_at(lam) ** 2 + (student(lam) - teacher(nu)) * student.derivative_at(lam, 2)
+    dG_dnu = -teacher.derivative_at(nu) * student.derivative_at(lam)
+    cov = [[S.Q, S.R], [S.R, 1]]
+    return {
+        "A_lambda": gaussian_expectation(dG_dlam, [lam, nu], cov),
+        "A_nu": gaussian_expectation(dG_dnu, [lam, nu], cov),
+        "G2": gaussian_expectation(G**2, [lam, nu], cov),
+        "S2": gaussian_expectation(student.derivative_at(lam) ** 2, [lam, nu], cov),
+    }
+
+
+def ode_structure(pretraining: str, rank: int, lr, batch) -> dict:
+    r"""Right-hand sides ``{state: d state/dt}`` in the symbols ``A_lambda``, ``A_nu``, ``G2``.
+
+    Notes
+    -----
+    Aligned, rank 1 (``C = Cov(λ, ζ) = μm + u``):
+
+    .. math::
+
+        \dot u = -η (C A_λ + m A_ν),\qquad
+        \dot m = -η u (1 - m^2)(μ A_λ + A_ν) - \frac{η^2}{2B} u^2 m\, G_2 .
+    """
+    Al, An, G2 = EXPECTATION_SYMBOLS
+    eta, B = lr, batch
+    mu, mp = S.mu, S.mu_perp
+    drag = eta**2 / (2 * B) * G2  # renormalising v after a step of norm ~ d lr^2 (theory §3.2)
+    rhs = {}
+    if rank == 2:
+        m1, m2, u1, u2, q = S.m1, S.m2, S.u1, S.u2, S.q12
+        C1 = mu * m1 + u1 + u2 * q
+        C2 = mu * m2 + u2 + u1 * q
+        Gz1 = C1 * Al + m1 * An
+        Gz2 = C2 * Al + m2 * An
+        Gnu = (mu + u1 * m1 + u2 * m2) * Al + An
+        rhs[m1] = -eta * u1 * (Gnu - m1 * Gz1) - drag * u1**2 * m1
+        rhs[m2] = -eta * u2 * (Gnu - m2 * Gz2) - drag * u2**2 * m2
+        rhs[u1] = -eta * Gz1
+        rhs[u2] = -eta * Gz2
+        rhs[q] = -eta * (u2 * Gz1 + u1 * Gz2 - q * (u1 * Gz1 + u2 * Gz2)) + 2 * drag * (
+            u1 * u2 - q * (u1**2 + u2**2) / 2
+        )
+    elif pretraining == "general":
+        m, s, u = S.m, S.s, S.u
+        C = mu * m + mp * s + u
+        Gz = C * Al + m * An
+        Gnu = (mu + u * m) * Al + An
+        Gperp = (mp + u * s) * Al
+        rhs[m] = -eta * u * (Gnu - m * Gz) - drag * u**2 * m
+        rhs[s] = -eta * u * (Gperp - s * Gz) - drag * u**2 * s
+        rhs[u] = -eta * Gz
+    else:
+        m, u = S.m, S.u
+        rhs[m] = -eta * u * (1 - m**2) * (mu * Al + An) - drag * u**2 * m
+        rhs[u] = -eta * ((mu * m + u) * Al + m * An)
+    return rhs
+
+
+def assemble_ode(structure: dict, expectations: dict, noise, pretraining: str, rank: int,
+                 in_terms_of_QR: bool = False) -> dict:
+    """Fill the expectations into :func:`ode_structure`.
+
+    With ``in_terms_of_QR`` the result keeps ``Q`` and ``R`` as symbols (the
+    compact form for display); otherwise it is a function of the statistics,
+    written through :func:`stable_form` so that generated code never loses
+    the domain of ``sqrt`` or ``asin`` to rounding.
+    """
+    Al, An, G2 = EXPECTATION_SYMBOLS
+    forms = expectations if in_terms_of_QR else {name: stable_form(value) for name, value in expectations.items()}
+    fill = {Al: forms["A_lambda"], An: forms["A_nu"], G2: forms["G2"] + noise * forms["S2"]}
+    rhs = {state: value.xreplace(fill) for state, value in structure.items()}
+    if in_terms_of_QR:
+        return rhs
+    values = {S.P: orthogonal_norm2(pretraining, rank), S.R: overlaps(pretraining, rank)[S.R]}
+    return {state: value.xreplace(values) for state, value in rhs.items()}
+
+
+def stable_form(expr: sp.Expr) -> sp.Expr:
+    """Rewrite an expression in ``Q, R`` in terms of ``P = Q - R²`` and ``R``.
+
+    ``sqrt(Q - R²)`` becomes ``sqrt(P)`` (no cancellation when ``w`` is nearly
+    parallel to ``w*``) and ``asin(x)`` becomes ``atan2(x, sqrt(1 - x²))``
+    with ``1 - x²`` simplified symbolically, so that rounding can never push
+    the argument of ``asin`` or ``sqrt`` out of its domain.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from symlora import _symbols as S
+    >>> stable_form(sp.sqrt(S.Q - S.R**2))
+    sqrt(P)
+    """
+    expr = expr.subs(S.Q, S.P + S.R**2)
+
+    def atan2_form(arg):
+        complement = sp.factor(sp.cancel(sp.together(1 - arg**2)))
+        return sp.atan2(arg, sp.sqrt(complement))
+
+    return expr.replace(sp.asin, atan2_form)

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.integrate import DOP853, RK45, solve_ivp
 
 from ._codegen import compile_ode
+from ._display import OneLineDisplay
 from ._ode_system import ODESystem
 from ._validate import MAX_ARRAY_SIZE, MU_MAX, as_float, as_float_array, check_mu
 
@@ -37,8 +38,8 @@ __all__ = [
 _SOLVERS = {"DOP853": DOP853, "RK45": RK45}
 
 
-@dataclass(frozen=True)
-class IntegrationResult:
+@dataclass(frozen=True, repr=False)  # repr from OneLineDisplay: no walls of arrays
+class IntegrationResult(OneLineDisplay):
     """Trajectories of a batch of ODE solutions.
 
     Attributes
@@ -80,15 +81,9 @@ class IntegrationResult:
         outcome = "success" if self.success else f"failed: {self.message}"
         return f"{outcome}; {batch}{span}; states {', '.join(self.states)}"
 
-    def __repr__(self):
-        return f"IntegrationResult({self._summary()})"
 
-    def _repr_latex_(self):
-        return rf"$\text{{IntegrationResult: {_latex_text(self._summary())}}}$"
-
-
-@dataclass(frozen=True)
-class EscapeResult:
+@dataclass(frozen=True, repr=False)  # repr from OneLineDisplay: no walls of arrays
+class EscapeResult(OneLineDisplay):
     """Escape times of a batch.
 
     Attributes
@@ -131,18 +126,6 @@ class EscapeResult:
         return (f"{status.size} run{'s' if status.size != 1 else ''}: {counts}; {span}; "
                 f"threshold {self.threshold:g}, t_max {self.t_max:.4g}")
 
-    def __repr__(self):
-        return f"EscapeResult({self._summary()})"
-
-    def _repr_latex_(self):
-        return rf"$\text{{EscapeResult: {_latex_text(self._summary())}}}$"
-
-
-def _latex_text(text: str) -> str:
-    # plain text inside \text{...}: escape LaTeX's special characters
-    for char in "\\&%$#_{}":
-        text = text.replace(char, "\\" + char)
-    return text
 
 
 def _named(mapping, symbols, what, required):

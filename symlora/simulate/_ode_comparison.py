@@ -10,21 +10,16 @@ from types import MappingProxyType
 import numpy as np
 import sympy as sp
 
+from .._display import OneLineDisplay
 from ._arguments import check_model, frozen, real
 from ._result import SGDResult
 
 __all__ = ["ODEComparison", "compare_with_ode"]
 
 
-def _latex_text(text: str) -> str:
-    # plain text inside \text{...}: escape LaTeX's special characters
-    for char in "\\&%$#_{}":
-        text = text.replace(char, "\\" + char)
-    return text
 
-
-@dataclass(frozen=True)
-class ODEComparison:
+@dataclass(frozen=True, repr=False)  # repr from OneLineDisplay: no walls of arrays
+class ODEComparison(OneLineDisplay):
     """SGD runs against the ODE started from their own state at alignment.
 
     Attributes
@@ -62,12 +57,6 @@ class ODEComparison:
         span = f"{self.t.size} times up to {self.t[-1]:.4g}" if self.t.size else "no times"
         return (f"{aligned}/{self.aligned.size} runs aligned at |m| = {self.align:g}; {span}; "
                 f"max |m_SGD - m_ODE| = {self.max_deviation:.3g} (seed spread {self.spread:.3g})")
-
-    def __repr__(self):
-        return f"ODEComparison({self._summary()})"
-
-    def _repr_latex_(self):
-        return rf"$\text{{ODEComparison: {_latex_text(self._summary())}}}$"
 
 
 def _ode_model_and_parameters(model, result):

@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from .._display import latex_text
 __all__ = ["SGDResult"]
 
 
@@ -117,7 +118,4 @@ class SGDResult:
         )
 
     def _repr_latex_(self):
-        text = repr(self)
-        for char in "\\&%$#_{}":
-            text = text.replace(char, "\\" + char)
-        return rf"$\text{{{text}}}$"
+        return latex_text(repr(self))

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._display import OneLineDisplay
 from ._arguments import frozen
 from ._result import SGDResult
 
 __all__ = ["EscapeSlope", "escape_slope"]
 
 
-@dataclass(frozen=True)
-class EscapeSlope:
+@dataclass(frozen=True, repr=False)  # repr from OneLineDisplay: no walls of arrays
+class EscapeSlope(OneLineDisplay):
     """Mean escape time per ``d`` and its weighted least-squares slope in ``log d``.
 
     Attributes
@@ -68,15 +69,6 @@ class EscapeSlope:
         counts = f"censored {int(np.sum(self.censored))}, diverged {int(np.sum(self.diverged))}"
         note = f"; {self.message}" if self.message else ""
         return f"d = {d}: {fit}; {counts}{note}"
-
-    def __repr__(self):
-        return f"EscapeSlope({self._summary()})"
-
-    def _repr_latex_(self):
-        text = self._summary()
-        for char in "\\&%$#_{}":
-            text = text.replace(char, "\\" + char)
-        return rf"$\text{{EscapeSlope: {text}}}$"
 
 
 _ON_CENSORED = ("exclude", "drop", "raise")

@@ -16,10 +16,9 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from . import _diskcache
+from . import _diskcache, _ode_derivation, _statistics
 from . import _symbols as S
 from ._activation import Activation, activation
-from . import _ode_derivation, _statistics
 from ._expectation import is_exact
 from ._ode_system import ODESystem
 from ._validate import MU_MAX, as_exact_number, as_float_array, check_magnitude, check_mu, scalar_or_array

@@ -18,7 +18,7 @@ import sympy as sp
 
 from . import _diskcache, _ode_derivation, _statistics
 from . import _symbols as S
-from ._activation import Activation, activation
+from ._activation import activation
 from ._expectation import is_exact
 from ._ode_system import ODESystem
 from ._validate import MU_MAX, as_exact_number, as_float_array, check_magnitude, check_mu, scalar_or_array

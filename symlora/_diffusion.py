@@ -174,7 +174,7 @@ def derive_diffusion(model, in_terms_of_QR: bool = False) -> sp.Matrix:
     """
 
     def build():
-        from ._model import _stable_form
+        from ._ode_derivation import stable_form as _stable_form
 
         pieces = diffusion_pieces(model)
         forms = _forms(model)

@@ -480,7 +480,7 @@ class LoRAModel:
     # ------------------------------------------------------------ finite d
 
     def diffusion(self, in_terms_of_QR: bool = False) -> sp.Matrix:
-        r"""Order-``1/d`` diffusion matrix ``D`` of the statistics (see :mod:`symlora._diffusion`).
+        r"""Order-``1/d`` diffusion matrix ``D`` of the statistics (docs/theory.md §6.1).
 
         Over a time ``δt`` the statistics gain, around the drift of :meth:`ode`,
         a covariance ``D δt / d``; rows and columns follow :attr:`states`.

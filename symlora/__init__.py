@@ -32,6 +32,8 @@ _EXPORTS = {
     "quadrature_expectation": "_quadrature",
     "EscapeLaw": "_asymptotics",
     "Linearization": "_asymptotics",
+    "CriticalMu": "_roots",
+    "CriticalMuRoots": "_roots",
     "HermiteExpansion": "_hermite",
     "hermite_coefficients": "_hermite",
     "LoRAModel": "_model",
@@ -53,6 +55,8 @@ _EXPORTS = {
 __all__ = [
     "ACTIVATION_NAMES",
     "Activation",
+    "CriticalMu",
+    "CriticalMuRoots",
     "EscapeLaw",
     "EscapePrediction",
     "EscapeResult",

@@ -317,7 +317,12 @@ class LoRAModel:
         return self._cached(("series", order), lambda: ode_series(self, order))
 
     def critical_mu(self, interval=(0, 1)):
-        """Zeros of ``a(μ)`` in ``interval`` (exact roots for polynomial pairs)."""
+        """Zeros of ``a(μ)`` in ``interval``: exact where SymPy isolates them, certified brackets otherwise.
+
+        Returns a :class:`~symlora.CriticalMuRoots`: a tuple of SymPy numbers
+        whose ``details`` say, per zero, exact or numeric, the error bound
+        and the bracket.
+        """
         from ._asymptotics import critical_mu
 
         if isinstance(interval, (str, bytes)) or not hasattr(interval, "__len__") or len(interval) != 2:

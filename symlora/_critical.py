@@ -82,6 +82,9 @@ def critical_constants(model, mu) -> dict:
     V = gaussian_expectation((e0**2 + model.noise) * slope**2, [nu], [[1]])
     W = gaussian_expectation((e0**2 + model.noise) * slope**2 * nu**2, [nu], [[1]])
     b = gaussian_expectation(slope**2 + e0 * sigma.derivative_at(mu_s * nu, 2), [nu], [[1]])
+    if is_exact(V) and sp.simplify(V) == 0:
+        # no gradient noise and no gradient at u = 0: the other constants are not needed
+        return {"V": 0.0, "W": 0.0, "b": _value(b), "kappa0": float("nan")}
     exps = model.expectations()
     F = S.mu * exps["A_lambda"] + exps["A_nu"]
     if not (is_exact(F) and is_exact(V) and is_exact(W)):
@@ -412,3 +415,20 @@ def plateau_prediction(model, mu, ds, threshold, settings, result):
         f"~ exp(d ΔΦ) with ΔΦ ≈ (threshold - m*)²/(2Σ_mm) = {barrier:.4g} (Gaussian-tail estimate, heuristic): "
         "no escape on any polynomial horizon; simulations report such runs as censored (small d can still "
         "cross, and a large step can make SGD diverge).")
+
+
+def finite_d_law(model, mu, threshold=0.5):
+    """``(status, law)`` of the finite-d escape at ``mu`` without computing the distribution.
+
+    The same decision as :func:`symlora.predict_escape` (linear law, fluctuation-driven law at ``a = 0``,
+    exact or derived absence of escape, or "not derived"), for tables such as ``symlora reproduce``'s.
+    """
+    from ._prediction import _numbers
+
+    numbers = _numbers(model)
+    values = model.linearization().values(float(mu))
+    settings = {"mu": float(mu), "threshold": threshold, "m0": None, **numbers}
+    if abs(values["a"]) > max(values["a_error"], 1e-12):
+        return "asymptotic", f"log: t_esc ≈ (τ/(2η)) log d + O(1), τ/(2η) = {values['tau'] / (2 * numbers['lr']):.6g}"
+    prediction = critical_prediction(model, float(mu), np.array([], dtype=int), threshold, None, settings)
+    return prediction.status, prediction.law

@@ -170,7 +170,7 @@ def fixed_point_noise(model, mu) -> float:
 
 def _escape_map(model, mu, threshold, tau_eta):
     """ODE escape time ``T(ε)`` from ``(ε, 0)`` on a log grid, as a spline in ``log ε``."""
-    eps = np.geomspace(1e-9, 0.6 * threshold, 80)
+    eps = np.geomspace(1e-9, 0.6 * threshold, 40)
     result = model.escape_time(mu, eps, threshold=threshold)
     if not np.all(result.escaped):
         return None, eps, result

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from ._critical import finite_d_law
 from ._figures import STYLES, describe_number, finish_axes, format_number, plot_tau_panel, tau_curve
 from ._figures import pyplot as _pyplot
 from ._figures import write_csv as _write_csv
@@ -140,12 +141,16 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     for label, model in models.items():
         for root in model.critical_mu((0, 1)):
             law = model.escape_law(root)
-            crit_rows.append((label, describe_number(root), format_number(float(sp.N(root))), law.kind, str(law)))
-    _write_csv(out / "critical_mu.csv", ["pair", "mu_c", "mu_c_numeric", "law", "statement"], crit_rows)
+            # the finite-d law (drift + diffusion): which law holds at d < ∞ and why (symlora predict)
+            status, finite_law = finite_d_law(model, float(sp.N(root)))
+            crit_rows.append((label, describe_number(root), format_number(float(sp.N(root))), law.kind, str(law),
+                              status, finite_law))
+    _write_csv(out / "critical_mu.csv", ["pair", "mu_c", "mu_c_numeric", "law", "statement", "finite_d_status",
+                                         "finite_d_law"], crit_rows)
     lines += ["## Critical μ (zeros of a(μ) in [0, 1]) and escape laws there", "",
               f"See {section_link(5, 'theory §5.3')} and, for the finite-d picture, {section_link(6)}.", "",
-              "| pair | μc | law |", "|---|---|---|"]
-    lines += [f"| {r[0]} | {r[1]} | {r[4]} |" for r in crit_rows]
+              "| pair | μc | law | finite-d law (drift + diffusion) |", "|---|---|---|---|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[4]} | {r[6]} ({r[5]}) |" for r in crit_rows]
     lines += ["", "Where a = 0 the line u = 0 is invariant for the d → ∞ ODE (see `symlora derive`); "
               "the finite-d law reported there is a fluctuation-driven estimate, see the escape law's derivation.", ""]
     limit_rows = []

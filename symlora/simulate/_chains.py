@@ -147,6 +147,7 @@ def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold
     escape_step = -1
     diverge_step = -1
     step = 0
+    next_record = record_every
     _reduced_statistics(C, U, r, F, general, records[0])
     while step < horizon:
         gg = 0.0
@@ -205,9 +206,10 @@ def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold
             C[1, F] = l21
             C[1, F + 1] = math.sqrt(max(q0 * q0 + q1 * q1 + q2 * q2 - l21 * l21, 0.0))
         step += 1
+        # one test per direction: a sum is finite only if every term is (inf - inf is nan)
         finite = True
         for a in range(r):
-            if not (math.isfinite(U[a]) and math.isfinite(C[a, 0]) and math.isfinite(C[a, F])):
+            if not math.isfinite(U[a] + C[a, 0] + C[a, F]):
                 finite = False
         if not finite:
             diverge_step = step
@@ -216,8 +218,9 @@ def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold
             escape_step = step
             if stop_at_escape:
                 break
-        if step % record_every == 0:
+        if step == next_record:  # a comparison, not an integer division per step
             _reduced_statistics(C, U, r, F, general, records[step // record_every])
+            next_record += record_every
     _reduced_statistics(C, U, r, F, general, final)
     return escape_step, diverge_step, step
 

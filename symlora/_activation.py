@@ -34,6 +34,8 @@ MAX_HERMITE_INDEX = 24
 MAX_NESTING = 30
 #: Most function calls in one activation text.
 MAX_CALLS = 40
+#: Deepest nesting of function calls, e.g. ``tanh(tanh(tanh(x)))`` is 3.
+MAX_CALL_DEPTH = 3
 #: Largest decimal exponent of a number literal (``1e999999999`` would take
 #: hours to build as an exact rational).
 MAX_LITERAL_EXPONENT = 100
@@ -145,6 +147,7 @@ class _Parser:
         self.pos = 0
         self.depth = 0
         self.calls = 0
+        self.call_depth = 0
 
     def _peek(self):
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -297,8 +300,17 @@ class _Parser:
         self.calls += 1
         if self.calls > MAX_CALLS:
             raise ValueError(f"activation {self.text!r} has more than {MAX_CALLS} function calls")
+        self.call_depth += 1
+        if self.call_depth > MAX_CALL_DEPTH:
+            # each level multiplies the size of the derivatives the ODE needs
+            # (sigmoid(sigmoid(sigmoid(sigmoid(x)))) already takes minutes to derive)
+            raise ValueError(
+                f"activation {self.text!r} nests functions more than {MAX_CALL_DEPTH} deep "
+                f"(at position {pos})"
+            )
         arg = self._expr()
         self._expect(")")
+        self.call_depth -= 1
         match = _HERMITE_RE.match(name)
         if match:
             # bound the degree before SymPy expands He_k(arg): He24(He24(x)) has

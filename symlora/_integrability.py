@@ -451,6 +451,9 @@ def check_activation_expr(expr: sp.Expr, sym: sp.Symbol, what: str) -> None:
         raise TypeError(f"{what} must be a SymPy expression, got {type(expr).__name__}")
     _check_size(expr, what)
     analyser = _Analyser(sym, what)
+    extra = expr.free_symbols - {sym}
+    if extra:
+        analyser.fail(f"depends on a second variable {', '.join(sorted(map(str, extra)))}")
     if expr.is_polynomial(sym):
         # polynomials are finite and integrable; only complex coefficients are refused
         for coeff in sp.Poly(expr, sym).coeffs():

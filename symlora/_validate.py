@@ -159,7 +159,9 @@ def as_float(value, name: str, *, positive=False, nonnegative=False, low=None, h
     try:
         result = float(number)
     except OverflowError:
-        raise ValueError(f"{name} is too large for double precision") from None
+        result = math.inf
+    if not math.isfinite(result):
+        raise ValueError(f"{name} is too large for double precision")
     _check_range(np.asarray(result), name, low, high)
     return result
 

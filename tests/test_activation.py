@@ -377,7 +377,7 @@ def test_every_raise_of_the_module(monkeypatch):
     # unknown names first; numpy() never lambdifies a Dirac delta): still raise
     parser = act_module._Parser.__new__(act_module._Parser)
     parser.text, parser.tokens, parser.pos = "cosh(x)", [("name", "cosh", 0)], 0
-    parser.depth = parser.calls = 0
+    parser.depth = parser.calls = parser.call_depth = 0
     with pytest.raises(ValueError, match="unknown name 'cosh'"):
         parser.parse()
     with pytest.raises(ValueError, match="Dirac delta"):

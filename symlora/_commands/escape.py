@@ -16,6 +16,9 @@ EXAMPLE = """examples:
 
 #: Most initial overlaps integrated by one command.
 MAX_EPS = 100
+#: Solver steps before the remaining members are reported as censored (bounds the run time
+#: where the dynamics are stiff, e.g. at large mu).
+MAX_STEPS = 5_000
 
 
 def register(subparsers):
@@ -55,7 +58,8 @@ def run(args) -> int:
         raise ValueError("--eps values must be distinct (a slope needs different initial overlaps)")
     model = build_model(args)
     tau = float(model.tau(args.mu))
-    result = model.escape_time(args.mu, eps, threshold=args.threshold, t_max=args.t_max)
+    # bounded work: a member still running after MAX_STEPS solver steps is censored
+    result = model.escape_time(args.mu, eps, threshold=args.threshold, t_max=args.t_max, max_steps=MAX_STEPS)
     eta = float(model.lr)
     predicted = tau / eta
     finite = np.isfinite(result.time)

@@ -34,6 +34,8 @@ MAX_HERMITE_INDEX = 24
 MAX_NESTING = 30
 #: Most function calls in one activation text.
 MAX_CALLS = 40
+#: Highest derivative order (the ODE needs two; each order can double the expression).
+MAX_DERIVATIVE_ORDER = 8
 #: Deepest nesting of function calls, e.g. ``tanh(tanh(tanh(x)))`` is 3.
 MAX_CALL_DEPTH = 3
 #: Largest decimal exponent of a number literal (``1e999999999`` would take
@@ -452,8 +454,12 @@ class Activation:
 
     def derivative(self, order: int = 1) -> sp.Expr:
         """``σ^{(order)}(x)``, in the sense of distributions where needed."""
-        if not isinstance(order, int) or order < 0:
-            raise ValueError(f"derivative order must be a non-negative integer, got {order!r}")
+        if isinstance(order, bool) or not isinstance(order, int):
+            raise TypeError(f"derivative order must be a non-negative integer, got {type(order).__name__}")
+        if not 0 <= order <= MAX_DERIVATIVE_ORDER:
+            raise ValueError(
+                f"derivative order must be a non-negative integer at most {MAX_DERIVATIVE_ORDER}, got {order}"
+            )
         key = ("derivative", order)
         if key not in self._cache:
             if order == 0:

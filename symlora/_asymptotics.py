@@ -363,7 +363,9 @@ def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 
     point.update({p: 0 for p in (S.mu_perp,) if p in system.parameters})
     if S.q12 in point:
         point[S.q12] = 0
-    point[S.mu] = sp.nsimplify(mu_value)
+    from ._validate import as_exact_number
+
+    point[S.mu] = as_exact_number(mu_value, "mu", nonnegative=True)
     out = np.empty(jac.shape)
     for i in range(jac.shape[0]):
         for j in range(jac.shape[1]):
@@ -474,6 +476,18 @@ class EscapeLaw:
     derivation: str
     log_factor: bool = False
     statement: str = ""
+
+    def __post_init__(self):
+        # a public constructor: text in prefactor/exponent would be sympified
+        # (evaluated) when the law is printed
+        if self.kind not in ("log", "power", "none"):
+            raise ValueError(f"kind must be 'log', 'power' or 'none', got {self.kind!r}"[:200])
+        for name in ("prefactor", "exponent", "order"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (sp.Basic, int, float)):
+                raise TypeError(f"{name} must be a SymPy expression, a number or None, not {type(value).__name__}")
+        if not isinstance(self.derivation, str):
+            raise TypeError(f"derivation must be a string, not {type(self.derivation).__name__}")
 
     def summary(self) -> str:
         """One line: the law, its prefactor exact when short and always rounded to 6 digits."""

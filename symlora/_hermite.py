@@ -73,6 +73,16 @@ class HermiteExpansion:
     exact: bool
     tail: object
 
+    def __post_init__(self):
+        # a public constructor: text in a field would be sympified (evaluated) by series()
+        if isinstance(self.coefficients, (str, bytes)) or not isinstance(self.coefficients, (tuple, list)):
+            raise TypeError(f"coefficients must be a tuple of numbers, got {type(self.coefficients).__name__}")
+        for name, value in [("coefficients entry", c) for c in self.coefficients] + [
+            ("variance", self.variance), ("tail", self.tail)
+        ]:
+            if isinstance(value, (str, bytes)):
+                raise TypeError(f"{name} must be a SymPy expression or a number, not a string")
+
     def __len__(self):
         return len(self.coefficients)
 

@@ -355,8 +355,10 @@ def test_every_raise_of_the_module(monkeypatch):
             activation(text)
     with pytest.raises(ValueError, match="non-negative integer"):
         activation("x").derivative(-1)
-    with pytest.raises(ValueError, match="non-negative integer"):
+    with pytest.raises(TypeError, match="non-negative integer"):
         activation("x").derivative(1.0)
+    with pytest.raises(ValueError, match="at most 8"):
+        activation("x").derivative(10**6)
     with pytest.raises(ValueError, match="Dirac delta"):
         activation("relu").numpy(2)(np.array([0.0]))
     with pytest.raises(TypeError, match="string, a SymPy expression or a callable"):

@@ -154,6 +154,16 @@ MODEL = LoRAModel("x")
     lambda p: symlora.hermite_coefficients("x", 2, p),
     lambda p: symlora.evaluate_with_error(p),
     lambda p: symlora.is_exact(p),
+    lambda p: symlora.evaluate_with_error(X**2, {X: p}),
+    lambda p: activation("tanh")(p),
+    lambda p: activation("tanh").derivative_at(p),
+    lambda p: activation("tanh").derivative(p),
+    lambda p: symlora.quadrature_expectation(np.tanh, [[p]]),
+    lambda p: symlora.quadrature_expectation(np.tanh, [[1]], p),
+    lambda p: GaussianExpectation(sp.Lambda(X, sp.tanh(X) ** 2), [[1]]).numeric(p),
+    lambda p: symlora.EscapeLaw("log", p, None, 1, "derivation"),
+    lambda p: symlora.EscapeLaw(p, None, None, None, "derivation"),
+    lambda p: symlora.HermiteExpansion((p,), 1, True, 0),
 ])
 def test_payloads_are_refused_without_evaluation(call, payload, sandbox):
     with guarded():
@@ -254,6 +264,23 @@ def test_divergent_expectations_raise_not_integrable():
             gaussian_expectation(expr, [X], cov)
     # convergent Gaussian factors are still exact
     assert gaussian_expectation(sp.exp(X**2 / 4), [X], [[1]]) == sp.sqrt(2)
+
+
+def test_sizes_that_would_hang_are_refused_before_work():
+    with pytest.raises(ValueError, match="kmax"):
+        symlora.hermite_coefficients("x", 10**9)
+    with pytest.raises(ValueError, match="nodes"):
+        symlora.quadrature_expectation(np.tanh, [[1]], 10**9)
+    with pytest.raises(ValueError, match="order"):
+        MODEL.series(10**6)
+    with pytest.raises(ValueError, match="at most 8"):
+        activation("tanh").derivative(10**6)
+    with pytest.raises(ValueError, match="GiB"):
+        symlora.simulate_sgd(MODEL, 0.5, 100, seeds=10**9)
+    with pytest.raises(ValueError, match="CPU hours"):
+        symlora.simulate_sgd(MODEL, 0.5, 100, seeds=4, t_max=1e10, record_every=10**9)
+    with pytest.raises(ValueError, match="nests functions more than 3 deep"):
+        activation("sigmoid(sigmoid(sigmoid(sigmoid(x))))")
 
 
 def test_huge_powers_are_refused_before_work():

@@ -253,6 +253,10 @@ def predict_escape(model, mu, d, threshold=0.5, m0=None):
     >>> bool(abs((p.mean[1] - p.mean[0]) / np.log(10) - p.settings["tau"] / (2 * 0.5)) < 1e-3)
     True
     """
+    from ._model import LoRAModel
+
+    if not isinstance(model, LoRAModel):
+        raise TypeError(f"model must be a LoRAModel, got {type(model).__name__}")
     if model.rank != 1 or model.pretraining != "aligned":
         raise ValueError("predict_escape is derived for aligned pre-training, rank 1")
     for name, value in (("mu", mu), ("threshold", threshold)):

@@ -248,6 +248,11 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
         axes[1].plot(comparison.t, comparison.sgd["m"][k], lw=1.5, ls=STYLES[k % len(STYLES)]["ls"],
                      label=f"SGD seed {k}")
         axes[1].plot(comparison.t, comparison.ode["m"][k], "k--", lw=1, label="ODE" if k == 0 else None)
+    for ax, t, m in ((axes[0], run.t, np.abs(run.m)), (axes[1], comparison.t, comparison.sgd["m"])):
+        with np.errstate(invalid="ignore"):
+            done = np.flatnonzero(np.all(np.nan_to_num(m, nan=1.0) > 0.99, axis=0))
+        if done.size and done[0] > 0:
+            ax.set_xlim(0, 1.3 * t[done[0]])  # cut where every run has converged and the curves are flat
     finish_axes(axes[1], "time since $|m|$ first reached 0.1", "$m(t)$ (sign fixed by $(u,v)\\to(-u,-v)$)",
                 f"after alignment: max |ODE − SGD| = {comparison.max_deviation:.3f}")
     fig.tight_layout()

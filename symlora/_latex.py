@@ -16,6 +16,7 @@ from . import _symbols as S
 from ._activation import x
 from ._expectation import evaluate_with_error, is_exact
 from ._figures import describe_number, format_number
+from ._node import GaussianExpectation
 
 __all__ = ["model_to_latex", "latex_lines"]
 
@@ -104,6 +105,21 @@ def _split(expr, width: int) -> list:
     return [text]
 
 
+def _one_expectation(expr):
+    """``E[f] + c`` → ``E[f + c]``: a quadrature node and its constants read as one expectation."""
+    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)):
+        args = [_one_expectation(arg) for arg in expr.args]
+        if isinstance(expr, sp.Add):
+            nodes = [a for a in args if isinstance(a, GaussianExpectation)]
+            numbers = [a for a in args if a.is_Number]
+            if len(nodes) == 1 and numbers and len(nodes) + len(numbers) == len(args):
+                integrand, cov = nodes[0].args[:2]
+                shifted = sp.Lambda(integrand.variables, integrand.expr + sp.Add(*numbers))
+                return GaussianExpectation(shifted, cov)
+        return expr.func(*args)
+    return expr
+
+
 def latex_lines(lhs: str, expr) -> str:
     r"""``lhs &= ...`` with long sums spread over several aligned lines.
 
@@ -115,7 +131,7 @@ def latex_lines(lhs: str, expr) -> str:
     >>> text.count(r"&\quad")     # continuation lines
     2
     """
-    lines = _split(expr, max(_LINE - _width(lhs), 30))
+    lines = _split(_one_expectation(expr), max(_LINE - _width(lhs), 30))
     body = " \\\\\n  &\\quad ".join(lines)
     return f"{lhs} &= {body}"
 

@@ -31,7 +31,7 @@ PAPER_GRID = (0.032, 0.99, 200)
 ACTIVATIONS = ("x", "erf", "relu", "sigmoid")
 #: η used for SGD per activation: sigmoid's gradients are small (σ' ≤ 1/4), so a larger η keeps runs short;
 #: τ is in units of 1/η either way.
-SGD_ETA = {"x": 1.0, "relu": 1.0, "erf": 2.0, "sigmoid": 16.0}
+SGD_ETA = {"x": 1.0, "relu": 1.0, "erf": 4.0, "sigmoid": 16.0}
 EVEN_HERMITE = ("He2", "He6", "He10", "He14")
 ODD_HERMITE = ("He3", "He5", "He7", "He9")
 SQUARED = ("x", "erf", "relu", "sigmoid", "He2", "He3", "He4", "He5")
@@ -93,8 +93,8 @@ def _tau_activations(plt, out, quick, bar):
             if np.isfinite(tau):
                 rows.append((name, float(mu), float(a), float(b), float(tau)))
     mus = (0.3, 0.6) if quick else (0.2, 0.4, 0.6, 0.8)
-    ds = (100, 400) if quick else (200, 800, 3200)
-    seeds = 6 if quick else 24
+    ds = (100, 400) if quick else (200, 600, 1800)
+    seeds = 6 if quick else 16
     for j, name in enumerate([n for n in ACTIVATIONS if not quick or n == "x"]):
         model = LoRAModel(name)
         eta = SGD_ETA[name]
@@ -156,7 +156,7 @@ def _panel(plt, out, filename, models, title, lo, hi, num, scaled, bar):
 
 def _dynamics(plt, out, quick, bar):
     mu = 0.5
-    d = 200 if quick else 2000
+    d = 200 if quick else 1000
     names = ("x", "relu") if quick else ACTIVATIONS
     fig, axes = plt.subplots(3, len(names), figsize=(4 * len(names), 10), squeeze=False)
     lines = ["## Training dynamics: ODE vs SGD", "", f"μ = {mu}, d = {d}, 4 SGD runs per activation; the ODE "
@@ -208,7 +208,7 @@ def _dynamics(plt, out, quick, bar):
 
 def _general(plt, out, quick, bar):
     mu, mu_perp = 0.5, 0.5
-    d = 200 if quick else 2000
+    d = 200 if quick else 1000
     names = ("x", "relu")
     fig, axes = plt.subplots(1, 2 * len(names), figsize=(16, 4.2))
     lines = ["## General pre-training w0 = μ w* + μ⊥ w⊥", "", f"μ = {mu}, μ⊥ = {mu_perp}, d = {d}; "

@@ -77,6 +77,8 @@ def test_latex_content():
     approx = LoRAModel("tanh").to_latex()
     assert "approximate" in approx and "\\mathbb{E}" in approx
     assert "a(1/2) = " in approx and "\\pm" in approx  # the quadrature's error estimate is printed
+    # a quadrature node and the constants next to it read as one expectation, not "E[... - 1] + 1"
+    assert "\\right] + 1" not in approx and "\\right] - 1" not in approx
     general = LoRAModel("x", pretraining="general").to_latex()
     assert "s = v\\cdot w_\\perp" in general  # every symbol is defined
     he3 = LoRAModel("He3").to_latex()

@@ -236,11 +236,12 @@ def plot_tau_panel(axes, curves, scale=None, title=""):
 
 
 def _symlog_if_wide(ax, arrays):
-    values = np.abs(np.concatenate([a[np.isfinite(a)] for a in arrays] or [np.zeros(1)]))
-    values = values[values > 0]
-    # symlog only when the values span many decades; linear within 1 % of the largest, so zeros stay visible
-    if values.size and values.max() / max(np.percentile(values, 10), 1e-300) > 1e3:
-        ax.set_yscale("symlog", linthresh=float(values.max()) / 100)
+    scales = [np.nanmax(np.abs(a[np.isfinite(a)])) for a in arrays if np.isfinite(a).any()]
+    scales = [v for v in scales if v > 0]
+    # curves of very different sizes (He2 next to He14): symlog, linear below a tenth of the smallest curve's
+    # size, so that every curve and every sign change stays visible
+    if scales and max(scales) / min(scales) > 100:
+        ax.set_yscale("symlog", linthresh=min(scales) / 10)
 
 
 def table_number(value) -> str:

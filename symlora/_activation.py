@@ -58,6 +58,30 @@ def _softplus(arg):
     return sp.log(1 + sp.exp(arg))
 
 
+def _gelu(arg):
+    # x Φ(x) with Φ written through erf: the engine integrates it exactly
+    return arg * (1 + sp.erf(arg / sp.sqrt(2))) / 2
+
+
+def _silu(arg):
+    return arg / (1 + sp.exp(-arg))
+
+
+def _softsign(arg):
+    return arg / (1 + sp.Abs(arg))
+
+
+def _elu(arg):
+    # α = 1; Heaviside of the (linear) argument so that the kink is visible to
+    # the engine and the quadrature
+    return arg * sp.Heaviside(arg) + (sp.exp(arg) - 1) * sp.Heaviside(-arg)
+
+
+def _leaky_relu(arg, slope=sp.Rational(1, 100)):
+    # α x + (1 - α) relu(x): exact in the ReLU family
+    return slope * arg + (1 - slope) * sp.Max(0, arg)
+
+
 _NAMED: dict[str, Callable[[sp.Expr], sp.Expr]] = {
     "x": lambda arg: arg,
     "linear": lambda arg: arg,
@@ -67,12 +91,32 @@ _NAMED: dict[str, Callable[[sp.Expr], sp.Expr]] = {
     "tanh": sp.tanh,
     "sign": sp.sign,
     "softplus": _softplus,
+    "gelu": _gelu,
+    "silu": _silu,
+    "swish": _silu,
+    "softsign": _softsign,
+    "elu": _elu,
+    "leaky_relu": _leaky_relu,
+    "abs": sp.Abs,
     "sqrt": sp.sqrt,
     "exp": sp.exp,
 }
 
 #: Names accepted by :func:`activation` on their own (``He<k>`` is accepted too).
-ACTIVATION_NAMES = ("x", "linear", "relu", "erf", "sigmoid", "tanh", "sign", "softplus", "He<k>")
+ACTIVATION_NAMES = (
+    "x", "linear", "relu", "erf", "sigmoid", "tanh", "sign", "softplus",
+    "gelu", "silu", "swish", "softsign", "elu", "leaky_relu", "abs", "He<k>",
+)
+
+#: Named functions that take a second, constant argument, with its allowed range:
+#: ``leaky_relu(x, α)`` with ``0 <= α <= 1`` (default ``α = 1/100``).
+_PARAMETERS = {"leaky_relu": (sp.S.Zero, sp.S.One)}
+
+#: Names with an underscore (every other identifier with one is refused).
+_UNDERSCORE_NAMES = ("leaky_relu",)
+_UNDERSCORE_RE = re.compile(
+    r"(?<![A-Za-z0-9_])(?:" + "|".join(_UNDERSCORE_NAMES) + r")(?![A-Za-z0-9_])|(?P<bad>_+[A-Za-z0-9_]*)"
+)
 
 _HERMITE_RE = re.compile(r"He([0-9]+)\Z")
 
@@ -98,8 +142,8 @@ _TOKEN_RE = re.compile(
     r"""
     (?P<space>\s+)
   | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z][A-Za-z0-9]*)
-  | (?P<op>\*\*|[-+*/()])
+  | (?P<name>leaky_relu|[A-Za-z][A-Za-z0-9]*)
+  | (?P<op>\*\*|[-+*/(),])
     """,
     # ASCII only: \d and \s would otherwise accept Arabic-Indic digits or
     # full-width characters and read them as numbers
@@ -311,6 +355,12 @@ class _Parser:
                 f"(at position {pos})"
             )
         arg = self._expr()
+        tok = self._peek()
+        if name in _PARAMETERS and tok is not None and tok[1] == ",":
+            self._next()
+            parameter = self._constant_parameter(name, pos)
+            self._expect(")")
+            return _named_function(name)(arg, parameter)
         self._expect(")")
         self.call_depth -= 1
         match = _HERMITE_RE.match(name)
@@ -326,6 +376,22 @@ class _Parser:
             if not arg.is_polynomial(x):
                 return sp.hermite_prob(int(match.group(1)), arg)
         return _named_function(name)(arg)
+
+    def _constant_parameter(self, name, pos):
+        """The second argument of e.g. ``leaky_relu(x, 0.1)``: a number in the allowed range."""
+        value = self._expr()
+        low, high = _PARAMETERS[name]
+        if value.free_symbols or not value.is_Rational:
+            raise ValueError(
+                f"the parameter of {name!r} at position {pos} in {self.text!r} must be a "
+                f"rational number (a decimal such as 0.1), not {value}"
+            )
+        if not low <= value <= high:
+            raise ValueError(
+                f"the parameter of {name!r} at position {pos} in {self.text!r} must lie in "
+                f"[{low}, {high}], got {value}"
+            )
+        return value
 
 
 def _numerically_zero(constant: sp.Expr) -> bool:
@@ -351,25 +417,29 @@ def _parse(text: str) -> sp.Expr:
 
 
 def _clean_distributions(expr: sp.Expr) -> sp.Expr:
-    """Drop products that vanish as distributions, e.g. ``x*DiracDelta(x)``."""
+    """Evaluate continuous factors at the support of a Dirac delta.
+
+    ``f(x) δ(x - c) = f(c) δ(x - c)`` for ``f`` continuous at ``c``: this
+    drops products that vanish as distributions (``x δ(x)``) and merges the
+    deltas of e.g. ``elu'' = exp(x) H(-x) + (1 - exp(x)) δ(x)``.
+    """
     if not expr.has(sp.DiracDelta):
         return expr
     expr = sp.expand(expr)
+    discontinuous = (sp.Heaviside, sp.DiracDelta, sp.sign, sp.Piecewise)  # Max, Min, Abs are continuous
 
-    def vanishes(term):
+    def at_support(term):
         deltas = [f for f in term.atoms(sp.DiracDelta) if len(f.args) == 1]
-        for delta in deltas:
-            arg = delta.args[0]
-            rest = term.subs(delta, 1)
-            # a polynomial factor that vanishes where the delta sits kills the term
-            if rest.free_symbols and sp.simplify(rest.subs(x, sp.solve(arg, x)[0])) == 0 and (
-                not rest.has(sp.Heaviside, sp.DiracDelta, sp.sign)
-            ):
-                return True
-        return False
+        if len(deltas) != 1:
+            return term
+        (delta,) = deltas
+        rest = term.subs(delta, 1)
+        if not rest.free_symbols or rest.has(*discontinuous) or not sp.Poly(delta.args[0], x).is_linear:
+            return term
+        root = sp.solve(delta.args[0], x)[0]
+        return sp.simplify(rest.subs(x, root)) * delta
 
-    terms = sp.Add.make_args(expr)
-    return sp.Add(*[t for t in terms if not vanishes(t)])
+    return sp.Add(*[at_support(t) for t in sp.Add.make_args(expr)])
 
 
 # --------------------------------------------------------------------------
@@ -636,10 +706,12 @@ def activation(spec) -> Activation:
         check_text(spec, "activation text", MAX_SPEC_LENGTH)
         # Leading underscores are never names here: reject them before tokenising
         # so that the message names the whole identifier.
-        match = re.search(r"_+[A-Za-z0-9_]*", spec)
+        match = _UNDERSCORE_RE.search(spec)
+        while match and match.group("bad") is None:  # a whitelisted name: look further
+            match = _UNDERSCORE_RE.search(spec, match.end())
         if match:
             raise ValueError(
-                f"unknown name {match.group()!r} at position {match.start()} in activation {spec!r}; "
+                f"unknown name {match.group('bad')!r} at position {match.start()} in activation {spec!r}; "
                 "identifiers with underscores are not allowed"
             )
         return _activation_from_text(spec)

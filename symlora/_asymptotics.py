@@ -221,7 +221,7 @@ def tau_from(a, b):
 
 def _high_precision(expr, dps):
     """Evaluate an expression that may contain 1-D quadrature nodes, precisely."""
-    from ._node import GaussianExpectation
+    from ._node import GaussianExpectation, kink_locations
 
     nodes = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
     if not nodes:
@@ -238,8 +238,12 @@ def _high_precision(expr, dps):
                 variance = mpmath.mpf(sp.N(node.covariance[0, 0], dps + 5))
                 func = sp.lambdify(var, node.integrand.expr, modules=["mpmath"])
                 sd = mpmath.sqrt(variance)
+                # split at every kink of the integrand (relu(x - b): not only at 0)
+                cuts = {mpmath.mpf(0)}
+                if sd > 0:
+                    cuts |= {mpmath.mpf(sp.N(c, dps + 5)) / sd for _, c in kink_locations(node.integrand.expr, node.variables)}
                 value, error = mpmath.quad(
-                    lambda z: func(sd * z) * mpmath.npdf(z), [-mpmath.inf, 0, mpmath.inf], error=True
+                    lambda z: func(sd * z) * mpmath.npdf(z), [-mpmath.inf, *sorted(cuts), mpmath.inf], error=True
                 )
                 value, error = float(value), float(error)
             replacements[node] = sp.Float(value, dps)
@@ -627,7 +631,9 @@ def tau_limits(model) -> dict:
     dict
         ``{"mu->0": law, "mu->1": law}``, each ``{"coefficient", "exponent",
         "point", "law"}`` meaning ``τ ≈ coefficient · |μ - point|^exponent``
-        (``exponent = 0``: ``τ`` tends to the finite ``coefficient``).
+        (``exponent = 0``: ``τ`` tends to the finite ``coefficient``).  For
+        activations without closed forms the coefficient is a limit by
+        Richardson extrapolation and carries its error estimate ``"error"``.
     """
     lin = model.linearization()
     out = {}
@@ -659,22 +665,49 @@ def _tau_limit(lin, point):
         coeff = sp.simplify(1 / sp.Abs(ak))
         return {"point": point, "coefficient": coeff, "exponent": -k,
                 "law": f"tau ~ {coeff} |mu - {point}|^({-k}) (b <= 0)"}
-    # numeric families: fit the local power law from high-precision values
-    offsets = [1e-2, 1e-3]
-    taus = []
-    for h in offsets:
+    # numeric families: the local power law from two offsets, then the
+    # coefficient as a limit by Richardson extrapolation of
+    # f(h) = τ(point ± h) h^(-exponent) = C + c_1 h + c_2 h^2 + ... (a, b
+    # analytic in μ), with the spread of the last extrapolants as its error
+    def tau_at(h):
         x = float(point) + (h if point == 0 else -h)
-        values = lin.values(x)
-        taus.append(values["tau"])
+        return lin.values(x)["tau"]
+
+    offsets = [1e-2, 1e-3]
+    taus = [tau_at(h) for h in offsets]
     slope = (math.log(taus[1]) - math.log(taus[0])) / (math.log(offsets[1]) - math.log(offsets[0]))
     exponent = int(round(slope))
-    if abs(slope - exponent) > 0.05 or exponent == 0:
-        values = lin.values(float(point) if point != 0 else 1e-8)
-        return {"point": point, "coefficient": sp.Float(values["tau"], 10), "exponent": 0,
-                "law": f"tau -> {values['tau']:.10g} (numeric)"}
-    coeff = taus[1] / offsets[1] ** exponent
-    return {"point": point, "coefficient": sp.Float(coeff, 8), "exponent": exponent,
-            "law": f"tau ~ {coeff:.8g} |mu - {point}|^({exponent}) (numeric)"}
+    if abs(slope - exponent) > 0.05:
+        exponent = 0
+    coeff, error = _richardson(lambda h: tau_at(h) * h ** (-exponent), h0=0.04, levels=5)
+    if exponent == 0:
+        return {"point": point, "coefficient": sp.Float(coeff, 12), "exponent": 0, "error": error,
+                "law": f"tau -> {coeff:.10g} ± {error:.1g} (Richardson extrapolation)"}
+    return {"point": point, "coefficient": sp.Float(coeff, 12), "exponent": exponent, "error": error,
+            "law": f"tau ~ {coeff:.10g} |mu - {point}|^({exponent}) ± {error:.1g} (Richardson extrapolation)"}
+
+
+def _richardson(func, h0, levels):
+    """``lim_{h→0} func(h)`` by Neville extrapolation on ``h0 / 2^k``, and an error estimate.
+
+    ``func(h) = C + c_1 h + c_2 h^2 + ...``; the estimate is the larger
+    change of the diagonal in its last two steps.
+
+    Examples
+    --------
+    >>> value, error = _richardson(lambda h: 2 + 3 * h - h**3 + h**5, 0.1, 5)
+    >>> round(value, 12), error < 1e-9
+    (2.0, True)
+    """
+    hs = [h0 / 2**k for k in range(levels)]
+    table = [[func(h)] for h in hs]
+    for k in range(1, levels):
+        for j in range(1, k + 1):
+            ratio = hs[k - j] / hs[k]
+            table[k].append(table[k][j - 1] + (table[k][j - 1] - table[k - 1][j - 1]) / (ratio - 1))
+    diagonal = [table[k][k] for k in range(levels)]
+    error = max(abs(diagonal[-1] - diagonal[-2]), abs(diagonal[-2] - diagonal[-3]) if levels > 2 else 0.0)
+    return diagonal[-1], error
 
 
 def _fluctuation_law(model, mu, b, eta) -> EscapeLaw:

@@ -319,6 +319,11 @@ class _Reducer:
                 factor *= f
             term = _Term(term.alpha, term.heavisides, term.erfs, (), ())
         term, const = self._drop_constant_forms(term, cov)
+        # Stein steps keep the parity of (sign-like factors + polynomial degree)
+        # and end in orthant products of degree 0: with four or more factors
+        # left there, the term has no closed form here (say so before the work)
+        if len(term.heavisides) + len(term.erfs) - sum(term.alpha) % 2 >= 4:
+            raise _NotClosed
         if const == 0:
             value = sp.S.Zero
         else:
@@ -479,25 +484,40 @@ def _cached_expectation(expr, variables, cov):
         result = result + GaussianExpectation(sp.Lambda(node_vars, integrand), sub)
     for deltas, rests in delta_groups.items():
         factor, conditioned = sp.S.One, cov
-        for d in deltas:
-            f, conditioned = reducer.condition(d, conditioned)
-            factor *= f
-        result = result + factor * GaussianExpectation(sp.Lambda(tuple(variables), sp.Add(*rests)), conditioned)
+        shift = [sp.S.Zero] * len(variables)  # conditional mean of X given the deltas so far
+        for d, offset in deltas:
+            # δ(d·X + c) with X = shift + Y: the delta sits at d·Y = -(c + d·shift)
+            level = sp.cancel(offset + sp.Add(*[di * si for di, si in zip(d, shift)]))
+            s = sp.cancel(_bilinear(d, conditioned, d))
+            f, new_cov = reducer.condition(d, conditioned)
+            factor *= f * sp.exp(-(level**2) / (2 * s)) if level != 0 else f
+            if level != 0:
+                sd = [sp.Add(*[conditioned[r, j] * d[j] for j in range(len(variables))]) for r in range(len(variables))]
+                shift = [sp.cancel(si - level * sdi / s) for si, sdi in zip(shift, sd)]
+            conditioned = new_cov
+        integrand = sp.Add(*rests)
+        if any(si != 0 for si in shift):
+            integrand = integrand.xreplace({v: v + si for v, si in zip(variables, shift)})
+        result = result + factor * GaussianExpectation(sp.Lambda(tuple(variables), integrand), conditioned)
     return result
 
 
 def _pull_deltas(term, variables):
-    """Split ``term`` into (tuple of delta linear forms, rest) when it is a plain product."""
+    """Split ``term`` into (tuple of (linear form, offset) of its deltas, rest) for a plain product."""
     deltas, rest = [], sp.S.One
     for factor in sp.Mul.make_args(term):
         base, exponent = factor.as_base_exp()
         if isinstance(base, sp.DiracDelta) and base.has(*variables):
             if len(base.args) > 1:
                 raise NotImplementedError(f"derivatives of the Dirac delta ({base}) are not supported")
-            form = _linear_form(base.args[0], variables)
+            argument = sp.expand(base.args[0])
+            offset = argument.subs({v: 0 for v in variables})
+            form = _linear_form(argument - offset, variables)
             if form is None or exponent != 1:
-                raise NotIntegrableError(f"cannot integrate {factor}: only single deltas of linear forms are supported")
-            deltas.append(form)
+                raise NotIntegrableError(
+                    f"cannot integrate {factor}: only single deltas of affine forms are supported"
+                )
+            deltas.append((form, offset))
         else:
             rest *= factor
     return tuple(deltas), rest
@@ -517,10 +537,18 @@ def _term_expr(term: _Term, variables):
     return expr
 
 
+#: Above this operation count, closed forms are returned as derived (no simplification).
+_TIDY_LIMIT = 400
+
+
 def _tidy(expr):
     """Light simplification that keeps closed forms readable without long waits."""
     if expr == 0 or not expr.free_symbols:
         return sp.nsimplify(expr) if expr.is_Float else sp.radsimp(expr) if expr.count_ops() < 200 else expr
+    if sp.count_ops(expr) > _TIDY_LIMIT:
+        # e.g. GELU pairs: cancelling thousands of terms takes minutes and the
+        # generated code (with common-subexpression elimination) gains little
+        return expr
     expr = sp.expand(expr)
     # arguments of asin over a common denominator (they come out expanded)
     expr = expr.replace(sp.asin, lambda arg: sp.asin(sp.factor(sp.together(arg))))

@@ -6,7 +6,9 @@ ordinary SymPy: it can be differentiated by the chain rule through nothing
 (it is treated as a function of its covariance entries only through
 numeric evaluation), printed in LaTeX as ``\\mathbb{E}[...]``, evaluated with
 ``evalf`` at numeric covariances, and compiled by :mod:`symlora._codegen`
-into vectorised Gaussian quadrature (composite Gauss–Legendre).
+into vectorised Gaussian quadrature (iterated composite Gauss–Legendre with
+breakpoints on the kinks of the integrand, order chosen from an error
+estimate; see :mod:`symlora._quadrature`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,45 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ._quadrature import quadrature_expectation
+from ._quadrature import quadrature_expectation, quadrature_with_error
 from ._validate import covariance_matrix
 
-__all__ = ["GaussianExpectation"]
+__all__ = ["GaussianExpectation", "kink_locations"]
+
+#: Functions whose value or derivative jumps where their argument vanishes.
+_KINKED = (sp.Heaviside, sp.DiracDelta, sp.sign, sp.Abs, sp.Max, sp.Min)
+
+
+def kink_locations(expr, variables) -> tuple:
+    """``((i, c), ...)``: ``expr`` is not smooth where ``variables[i] = c``.
+
+    Found from the arguments of ``Heaviside``, ``sign``, ``Abs``, ``Max``,
+    ``Min`` that are affine in a single variable; kinks along other lines are
+    not reported (the quadrature then sees them as unaligned).
+
+    Examples
+    --------
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> kink_locations(sp.tanh(a) * sp.Max(0, b - sp.Rational(1, 2)) + sp.Abs(2 * a), (a, b))
+    ((0, 0), (1, 1/2))
+    """
+    found = []
+    for atom in sp.preorder_traversal(expr):
+        if not isinstance(atom, _KINKED):
+            continue
+        for arg in atom.args:
+            used = [i for i, v in enumerate(variables) if arg.has(v)]
+            if len(used) != 1:
+                continue
+            v = variables[used[0]]
+            poly = sp.Poly(arg, v) if arg.is_polynomial(v) else None
+            if poly is None or poly.degree() != 1:
+                continue
+            slope, offset = poly.all_coeffs()
+            location = sp.cancel(-offset / slope)
+            if (used[0], location) not in found:
+                found.append((used[0], location))
+    return tuple(sorted(found, key=lambda item: (item[0], sp.default_sort_key(item[1]))))
 
 
 class GaussianExpectation(sp.Expr):
@@ -92,11 +129,13 @@ class GaussianExpectation(sp.Expr):
                     )
         return total
 
-    def numeric(self, nodes: int | None = None):
-        """Value and error estimate at a numeric covariance.
+    def numeric(self, tol: float = 1e-13):
+        """Value and error bound at a numeric covariance.
 
-        The error estimate is the difference between quadratures with
-        ``nodes`` and ``nodes // 2`` nodes per dimension.
+        Iterated composite Gauss–Legendre with breakpoints on the kinks of
+        the integrand (:func:`kink_locations`); the order doubles until two
+        successive rules agree to ``tol`` (relative to ``max(1, |value|)``),
+        and their difference (plus rounding) is the error bound.
 
         Returns
         -------
@@ -107,16 +146,14 @@ class GaussianExpectation(sp.Expr):
                 "cannot evaluate a Gaussian expectation with free symbols "
                 + ", ".join(sorted(map(str, self.free_symbols)))
             )
-        dim = len(self.variables)
-        if nodes is None:
-            nodes = {1: 160, 2: 40, 3: 20}.get(dim, 10)
-        if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)):
-            raise TypeError(f"nodes must be an integer, got {type(nodes).__name__}")
-        func = sp.lambdify(self.variables, self.integrand.expr, modules=["scipy", "numpy"])
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
+            raise TypeError(f"tol must be a number in (0, 1), got {tol!r}")
+        func = sp.lambdify(self.variables, self.integrand.expr, modules=[_NUMERIC_FUNCTIONS, "scipy", "numpy"])
         cov = [[float(c) for c in row] for row in self.covariance.tolist()]
-        fine = float(quadrature_expectation(func, cov, nodes))
-        coarse = float(quadrature_expectation(func, cov, max(nodes // 2, 2)))
-        return fine, abs(fine - coarse)
+        kinks = [(i, float(c)) for i, c in kink_locations(self.integrand.expr, self.variables)]
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            value, error = quadrature_with_error(func, cov, kinks=kinks, tol=tol)
+        return float(value), float(error)
 
     def _eval_evalf(self, prec):
         if self.free_symbols:
@@ -143,13 +180,16 @@ class GaussianExpectation(sp.Expr):
             "(" + ", ".join(printer._print(c) for c in row) + ",)" for row in self.covariance.tolist()
         )
         extras = sorted(self.integrand.free_symbols, key=lambda sym: sym.name)
+        kinks = kink_locations(self.integrand.expr, self.variables)
+        kink_text = "(" + "".join(f"({i}, {printer._print(c)}), " for i, c in kinks) + ")"
         if extras:
             # outer parameters enter the integrand as explicit, broadcast arguments
             extra_names = ", ".join(printer._print(e) for e in extras)
             return (
-                f"_gauss_expectation(lambda {names}, {extra_names}: {body}, ({rows},), None, ({extra_names},))"
+                f"_gauss_expectation(lambda {names}, {extra_names}: {body}, ({rows},), None, "
+                f"({extra_names},), {kink_text})"
             )
-        return f"_gauss_expectation(lambda {names}: {body}, ({rows},))"
+        return f"_gauss_expectation(lambda {names}: {body}, ({rows},), None, (), {kink_text})"
 
     _scipycode = _numpycode
     _pythoncode = _numpycode
@@ -157,4 +197,7 @@ class GaussianExpectation(sp.Expr):
 
 #: Names generated code needs for :class:`GaussianExpectation` nodes.
 NUMPY_NAMESPACE = {"_gauss_expectation": quadrature_expectation}
+
+#: Heaviside with H(0) = 1/2 for the node's own numeric evaluation.
+_NUMERIC_FUNCTIONS = {"Heaviside": lambda arg, h0=0.5: np.heaviside(arg, float(h0))}
 _ = np  # numpy is used by the quadrature this module exports

@@ -300,16 +300,17 @@ def test_rank2_fastest_rate_over_q():
 
 def test_quadrature_error_of_rhs_is_reported_and_warned():
     model = LoRAModel("softplus", "relu", lr=2, noise=1.5)
-    with pytest.warns(UserWarning, match="estimated error"):
-        result = model.integrate(0.5, 0.014, -2.373, 1e-7, t_eval=[0, 1e-7])
+    # at this state the former fixed 2-D rule was off by about 2 %; the
+    # kink-aligned adaptive rule is accurate and its estimate says so
+    result = model.integrate(0.5, 0.014, -2.373, 1e-7, t_eval=[0, 1e-7])
     system = model.ode_system()
     args = tuple(system.states) + (S.mu,)
     truth = reference(system.rhs[0], args)(0.014, -2.373, 0.5)
     fast = compile_ode(system).rhs(np.array([0.014, -2.373]), 0.5)[0]
     estimate = result.rhs_error["m"][0]
-    # the estimate is of the order of the actual error (here about 2 %)
-    assert abs(fast - truth) / 3 < estimate < 3 * abs(fast - truth)
-    assert result.rhs_error_max > 1
+    assert abs(fast - truth) < 1e-10
+    assert estimate < 1e-10
+    assert result.rhs_error is not None
     exact = LoRAModel("x").integrate(0.5, 0.1, 0.0, 1.0)
     assert exact.rhs_error is None and exact.rhs_error_max == 0
 

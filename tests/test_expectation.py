@@ -529,11 +529,6 @@ def test_delta_next_to_a_numeric_factor():
     assert abs(value - reference) <= error + SLACK
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (reported): for integrands with kinks not aligned with the quadrature's decorrelated "
-    "axes (tanh × relu, four sign-like factors with Heavisides) the node's error estimate "
-    "|I(40) - I(20)| is about 10x smaller than the true error (2e-5 vs 2.4e-6 here)"
-))
 @pytest.mark.parametrize("expr, func", [
     (sp.tanh(X) * relu(Y) * H(X), lambda a, b: mpmath.tanh(a) * mp_relu(b) * mp_heaviside(a)),
     (sp.erf(X) * sp.erf(Y) * H(X) * H(Y), lambda a, b: mp_erf(a) * mp_erf(b) * mp_heaviside(a) * mp_heaviside(b)),

@@ -263,7 +263,7 @@ def test_bad_model_input():
     with pytest.raises(ValueError, match="Dirac"):
         LoRAModel("sign")
     with pytest.raises(ValueError, match="unknown name"):
-        LoRAModel("swish")
+        LoRAModel("mish")
     with pytest.raises(ValueError, match="order"):
         LoRAModel("x").series(0)
     with pytest.raises(ValueError, match="interval"):

@@ -488,6 +488,8 @@ def run_cli(*argv, cwd=None, timeout=60):
     (("simulate", "--student", "x", "--mu", "0.5", "--d", "100000", "--seeds", "100"), "CPU hours"),
     (("simulate", "--student", "x", "--mu", "1e308", "--d", "100"), "invalid mu"),
     (("reproduce", "--out", ""), "--out is empty"),
+    (("predict", "--student", "x", "--mu", "0.3", "--d", "1000", "--m0", "1_0"), "ASCII"),
+    (("predict", "--student", "x", "--mu", "0.3", "--d", "1000", "--m0", "nan"), "ASCII"),
     (("tau", "--student", "x", "--lr", "1e300", "--mu", "0.5"), "outside"),
 ])
 def test_cli_refuses_with_one_line(argv, message, tmp_path):
@@ -510,7 +512,7 @@ def test_cli_latex_does_not_overwrite_without_force(tmp_path):
 
 
 _cli_token = st.one_of(
-    st.sampled_from(["tau", "escape", "simulate", "latex", "derive", "reproduce", "--student", "--teacher",
+    st.sampled_from(["tau", "escape", "simulate", "latex", "derive", "reproduce", "predict", "law", "--m0", "--student", "--teacher",
                      "--mu", "--eps", "--d", "--seeds", "--lr", "--batch", "--noise", "--format", "json",
                      "--t-max", "--threshold", "--precise", "-o", "--out", "x", "relu", "1e308", "0:1:5",
                      "-1", "nan", "1_0", "٣", PAYLOADS[0]]),

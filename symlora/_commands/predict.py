@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import emit, parse_int_list
+from ..cli import emit, parse_int_list, parse_number
 from ._common import add_model_arguments, build_model, mu_value, positive_float
 
 EXAMPLE = """examples:
@@ -29,7 +29,7 @@ def register(subparsers):
                         help="dimensions: 250,1000,4000 or start:stop:num (geometric)")
     parser.add_argument("--threshold", type=positive_float("--threshold"), default=0.5,
                         help="escape when |m| reaches this value (default 0.5)")
-    parser.add_argument("--m0", type=float, default=None,
+    parser.add_argument("--m0", type=lambda t: parse_number(t, "--m0"), default=None,
                         help="fixed initial overlap (default: v0 uniform on the sphere)")
     parser.add_argument("--format", choices=("json", "table"), default="table")
     parser.set_defaults(func=run)

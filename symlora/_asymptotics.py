@@ -447,6 +447,9 @@ def critical_mu(model, lo, hi):
     return find_zeros(a, S.mu, lo, hi, grid_values)
 
 
+_LAW_KINDS = ("log", "power", "none", "not derived")
+
+
 @dataclass(frozen=True)
 class EscapeLaw:
     """The leading law of the escape time from ``m0 ~ d^{-1/2}``.
@@ -484,8 +487,8 @@ class EscapeLaw:
     def __post_init__(self):
         # a public constructor: text in prefactor/exponent would be sympified
         # (evaluated) when the law is printed
-        if self.kind not in ("log", "power", "none"):
-            raise ValueError(f"kind must be 'log', 'power' or 'none', got {self.kind!r}"[:200])
+        if self.kind not in _LAW_KINDS:
+            raise ValueError(f"kind must be one of {_LAW_KINDS}, got {self.kind!r}"[:200])
         for name in ("prefactor", "exponent", "order"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (sp.Basic, int, float)):

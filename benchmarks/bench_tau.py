@@ -7,7 +7,7 @@ Baselines (both with scipy.integrate.quad, split at 0):
   ``E[f(mu nu) g(nu)] = sum_k f_k^[mu^2] g_k^[1] / (k! mu^k)``, one ``quad``
   per Hermite coefficient up to k = 16, summed;
 * "direct quad": one-dimensional ``quad`` of the integrals a(mu), b(mu) of
-  MODEL.md section 3.
+  docs/theory.md section 4.
 
 Every route is compared with 30-digit values (mpmath quadrature of the same
 one-dimensional integrals, ``Linearization.values``).  Prints time per mu

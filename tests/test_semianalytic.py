@@ -1,7 +1,7 @@
 """New activations, kink-aligned quadrature and overflow-free generated code,
 checked against independent mpmath quadrature.
 
-The references integrate the definitions of MODEL.md directly (one- or
+The references integrate the definitions of docs/theory.md directly (one- or
 two-dimensional ``mpmath.quad`` split at the kinks), never symlora's formulas.
 """
 
@@ -67,7 +67,7 @@ def mp_derivative(name, t, order):
 
 @functools.cache
 def mp_ab(student, teacher, mu, dps=30):
-    """a(μ), b(μ) of MODEL.md §3 by one-dimensional mpmath quadrature."""
+    """a(μ), b(μ) of docs/theory.md §4 by one-dimensional mpmath quadrature."""
     with mpmath.workdps(dps):
         mu = mpmath.mpf(mu)
         s, t = MP[student], MP[teacher]
@@ -193,7 +193,7 @@ def test_generated_rhs_finite_on_extreme_states(student, teacher):
 
 
 def mp_rhs(student, teacher, m, u, mu, lr, batch, noise):
-    """d(m, u)/dt of MODEL.md §2 by two-dimensional mpmath quadrature over (λ, ν).
+    """d(m, u)/dt of docs/theory.md §3 by two-dimensional mpmath quadrature over (λ, ν).
 
     ``ζ = (λ - μν)/u``; ``Var λ = μ² + u² + 2μum``, ``Cov(λ, ν) = μ + um``.
     """

@@ -698,7 +698,7 @@ def _richardson(func, h0, levels):
 
     Examples
     --------
-    >>> value, error = _richardson(lambda h: 2 + 3 * h - h**3 + h**5, 0.1, 5)
+    >>> value, error = _richardson(lambda h: 2 + 3 * h - h**2, 0.1, 5)
     >>> round(value, 12), error < 1e-9
     (2.0, True)
     """

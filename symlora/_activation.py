@@ -19,6 +19,7 @@ import numpy as np
 import sympy as sp
 
 from ._integrability import check_activation_expr
+from ._picklable import restore_with_empty_cache, state_without_cache
 from ._validate import as_exact_number, check_magnitude, check_text
 
 __all__ = ["Activation", "activation", "x", "ACTIVATION_NAMES"]
@@ -511,12 +512,10 @@ class Activation:
 
     # the cache holds compiled (local) functions: pickle without it, rebuild lazily
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+        return state_without_cache(self)
 
     def __setstate__(self, state):
-        for key, value in state.items():
-            object.__setattr__(self, key, value)
-        object.__setattr__(self, "_cache", {})
+        restore_with_empty_cache(self, state)
 
     def __call__(self, arg):
         """``σ(arg)`` as a SymPy expression (``arg`` any SymPy expression or number)."""

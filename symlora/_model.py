@@ -21,6 +21,7 @@ from . import _symbols as S
 from ._activation import activation
 from ._expectation import is_exact
 from ._ode_system import ODESystem
+from ._picklable import restore_with_empty_cache, state_without_cache
 from ._validate import MU_MAX, as_exact_number, as_float_array, check_magnitude, check_mu, scalar_or_array
 
 __all__ = ["LoRAModel"]
@@ -125,12 +126,10 @@ class LoRAModel:
 
     # the cache holds compiled (local) functions: pickle without it, rebuild lazily
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+        return state_without_cache(self)
 
     def __setstate__(self, state):
-        for key, value in state.items():
-            object.__setattr__(self, key, value)
-        object.__setattr__(self, "_cache", {})
+        restore_with_empty_cache(self, state)
 
     # ------------------------------------------------------------------ names
 

@@ -1,6 +1,6 @@
 r"""Zeros of a coefficient ``a(μ)``: exact where SymPy isolates them, certified brackets otherwise.
 
-Used by :func:`symlora._asymptotics.critical_mu`.  Three routes, tried in
+Used by :func:`symlora._escape_law.critical_mu`.  Three routes, tried in
 this order:
 
 1. ``a`` is a polynomial in ``μ`` with rational or algebraic coefficients:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 DERIVE = """
 import json, sys
-import symlora._asymptotics as A, symlora._model as M, symlora._diskcache as C
+import symlora._linearization as A, symlora._model as M, symlora._diskcache as C
 if sys.argv[1] == "forbid":
     def refuse(*args, **kwargs):
         raise AssertionError("the engine was called although the cache holds the derivation")

@@ -23,7 +23,11 @@ import sympy as sp
 
 from . import _symbols as S
 
-__all__ = ["state_symbols", "free_parameters", "overlaps", "orthogonal_norm2"]
+__all__ = ["MAX_RANK", "state_symbols", "free_parameters", "overlaps", "orthogonal_norm2"]
+
+#: Largest LoRA rank: the ODE has r(r+1)/2 + 2r (+ r) statistics and its
+#: derivation and code grow accordingly.
+MAX_RANK = 8
 
 
 def state_symbols(pretraining: str, rank: int) -> tuple:

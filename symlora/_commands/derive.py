@@ -20,7 +20,8 @@ EXAMPLE = """examples:
   symlora derive --student erf
   symlora derive --student x --teacher 'x**2' --format json
   symlora derive --student tanh --format latex > tanh.tex
-  symlora derive --student relu --pretraining general"""
+  symlora derive --student relu --pretraining general
+  symlora derive --student erf --rank 3 --format json"""
 
 
 def register(subparsers):
@@ -32,7 +33,7 @@ def register(subparsers):
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_model_arguments(parser, pretraining=True)
+    add_model_arguments(parser)
     parser.add_argument("--format", choices=("text", "json", "latex"), default="text",
                         help="text: readable, lines of at most 100 characters, quadrature nodes named E1, E2, ...; "
                              "json: the same content as SymPy strings; latex: a standalone document (default text)")

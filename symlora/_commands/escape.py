@@ -7,11 +7,13 @@ import argparse
 import numpy as np
 
 from ..cli import emit, parse_float_list
-from ._common import add_model_arguments, build_model, mu_value, positive_float
+from ._common import add_model_arguments, add_point_arguments, build_model, describe_model, point_keywords, positive_float
 
 EXAMPLE = """examples:
   symlora escape --student tanh --mu 0.5 --eps 1e-3,1e-4,1e-5,1e-6
-  symlora escape --student relu --mu 0.3 --eps 1e-3,1e-6 --format json"""
+  symlora escape --student relu --mu 0.3 --eps 1e-3,1e-6 --format json
+  symlora escape --student erf --pretraining general --mu-perp 0.3 --mu 0.5 --eps 1e-3,1e-5
+  symlora escape --student x --rank 2 --mu 0.5 --eps 1e-3,1e-5"""
 
 
 #: Most initial overlaps integrated by one command.
@@ -31,11 +33,9 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--mu", required=True, type=mu_value, help="pre-training strength")
+    add_point_arguments(parser, mu="one", threshold=True)
     parser.add_argument("--eps", required=True, type=lambda t: parse_float_list(t, "eps"), metavar="LIST",
                         help="initial overlaps, e.g. 1e-3,1e-4,1e-5,1e-6 (each below the threshold)")
-    parser.add_argument("--threshold", type=positive_float("--threshold"), default=0.5,
-                        help="escape when |m| reaches this value (default 0.5)")
     parser.add_argument("--t-max", type=positive_float("--t-max"), default=None,
                         help="horizon (default: 10 (tau/eta) log(threshold/eps) + 20/eta)")
     parser.add_argument("--format", choices=("json", "table"), default="table")
@@ -46,8 +46,6 @@ def run(args) -> int:
     from .._integrate import fit_escape_slope
 
     eps = np.asarray(args.eps, dtype=float)
-    if not 0 < args.threshold < 1:
-        raise ValueError(f"--threshold must lie in (0, 1), got {args.threshold}")
     if np.any(eps <= 0) or np.any(eps >= args.threshold):
         raise ValueError(f"--eps values must satisfy 0 < eps < threshold = {args.threshold}")
     if np.any(eps < 1e-300):
@@ -57,9 +55,11 @@ def run(args) -> int:
     if np.unique(eps).size != eps.size:
         raise ValueError("--eps values must be distinct (a slope needs different initial overlaps)")
     model = build_model(args)
-    tau = float(model.tau(args.mu))
+    point = point_keywords(args)
+    tau = float(model.coefficients(args.mu, **point)["tau"])
     # bounded work: a member still running after MAX_STEPS solver steps is censored
-    result = model.escape_time(args.mu, eps, threshold=args.threshold, t_max=args.t_max, max_steps=MAX_STEPS)
+    result = model.escape_time(args.mu, eps, threshold=args.threshold, t_max=args.t_max,
+                               max_steps=MAX_STEPS, **point)
     eta = float(model.lr)
     predicted = tau / eta
     finite = np.isfinite(result.time)
@@ -75,8 +75,7 @@ def run(args) -> int:
     else:
         slope_note = f"least squares over {int(finite.sum())} escaped values of eps"
     payload = {
-        "student": model.student.name,
-        "teacher": model.teacher.name,
+        **describe_model(model, args),
         "mu": args.mu,
         "lr": eta,
         "threshold": args.threshold,

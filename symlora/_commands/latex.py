@@ -10,7 +10,8 @@ from ._common import add_model_arguments, build_model
 EXAMPLE = """examples:
   symlora latex --student erf -o erf.tex
   symlora latex --student 'x**3-3*x' --teacher relu -o mixed.tex
-  symlora latex --student relu --pretraining general --body-only -o relu_body.tex"""
+  symlora latex --student relu --pretraining general --body-only -o relu_body.tex
+  symlora latex --student erf --rank 2 -o erf_rank2.tex"""
 
 
 def register(subparsers):
@@ -22,7 +23,7 @@ def register(subparsers):
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_model_arguments(parser, pretraining=True)
+    add_model_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE.tex", help="output file ('-' for stdout)")
     parser.add_argument("--body-only", action="store_true", help="only the equations, for \\input")
     parser.add_argument("--force", action="store_true", help="overwrite FILE.tex if it exists")

@@ -6,7 +6,7 @@ import argparse
 import math
 import textwrap
 
-from ._common import add_model_arguments, build_model, mu_list
+from ._common import add_model_arguments, add_point_arguments, build_model
 
 #: Longest line of the text format.
 WIDTH = 100
@@ -31,9 +31,7 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--mu", type=mu_list, default=None, metavar="MU",
-                        help=f"pre-training strengths for the law: 0.5 or 0.1,0.5 or start:stop:num "
-                             f"(at most {MAX_MU} values)")
+    add_point_arguments(parser, mu="optional")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(func=run)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import emit, parse_int_list, parse_number
-from ._common import add_model_arguments, build_model, mu_value, positive_float
+from ..cli import emit, parse_number
+from ._common import add_model_arguments, add_point_arguments, build_model, describe_model
 
 EXAMPLE = """examples:
   symlora predict --student x --mu 0.3 --d 250,1000,4000 --lr 0.5
@@ -24,11 +24,7 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--mu", required=True, type=mu_value, help="pre-training strength")
-    parser.add_argument("--d", required=True, type=lambda t: parse_int_list(t, "d"), metavar="LIST",
-                        help="dimensions: 250,1000,4000 or start:stop:num (geometric)")
-    parser.add_argument("--threshold", type=positive_float("--threshold"), default=0.5,
-                        help="escape when |m| reaches this value (default 0.5)")
+    add_point_arguments(parser, mu="one", d=True, threshold=True)
     parser.add_argument("--m0", type=lambda t: parse_number(t, "--m0"), default=None,
                         help="fixed initial overlap (default: v0 uniform on the sphere)")
     parser.add_argument("--format", choices=("json", "table"), default="table")
@@ -38,7 +34,7 @@ def register(subparsers):
 def run(args) -> int:
     model = build_model(args)
     prediction = model.predict_escape(args.mu, args.d, threshold=args.threshold, m0=args.m0)
-    payload = {"student": model.student.name, "teacher": model.teacher.name, **prediction.as_dict()}
+    payload = {**describe_model(model, args), **prediction.as_dict()}
     columns = {"d": prediction.d, "mean": prediction.mean, "std": prediction.std}
     columns.update({f"q{int(100 * q)}": v for q, v in prediction.quantiles.items()})
     emit(payload, args.format, columns,

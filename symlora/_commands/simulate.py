@@ -8,32 +8,19 @@ import math
 import numpy as np
 
 from .._validate import check_budget
-from ..cli import emit, parse_int, parse_int_list, parse_number
-from ._common import add_model_arguments, add_progress_argument, build_model, mu_value, positive_float, positive_int
+from ..cli import emit, parse_int
+from ._common import (add_model_arguments, add_point_arguments, add_progress_argument, build_model, describe_model,
+                      point_keywords, positive_float, positive_int)
 
 EXAMPLE = """examples:
   symlora simulate --student x --mu 0.5 --d 250,500,1000,2000
-  symlora simulate --student relu --mu 0.5 --d 100:3000:4 --seeds 64 --method reduced --format json"""
+  symlora simulate --student relu --mu 0.5 --d 100:3000:4 --seeds 64 --method reduced --format json
+  symlora simulate --student erf --rank 2 --mu 0.5 --d 500,1000 --method reduced
+  symlora simulate --student x --pretraining general --mu-perp 0.3 --mu 0.5 --d 500,1000"""
 
 
 #: Largest input dimension and number of runs per d accepted on the command line.
-MAX_D = 10**6
 MAX_SEEDS = 100_000
-MAX_D_VALUES = 50
-def _d_list(text):
-    values = parse_int_list(text, "d")
-    if np.any(values < 2) or np.any(values > MAX_D):
-        raise argparse.ArgumentTypeError(f"invalid d list {text[:60]!r}: every d must be at least 2 and at most {MAX_D}")
-    if values.size > MAX_D_VALUES:
-        raise argparse.ArgumentTypeError(f"invalid d list {text[:60]!r}: at most {MAX_D_VALUES} values of d")
-    return values
-
-
-def _threshold(text):
-    value = parse_number(text, "--threshold")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"invalid --threshold {text!r}: must lie in (0, 1)")
-    return value
 
 
 def _seed(text):
@@ -80,14 +67,10 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--mu", required=True, type=mu_value, help="pre-training strength")
-    parser.add_argument("--d", required=True, type=_d_list, metavar="LIST",
-                        help="input dimensions: 250,500,1000 or start:stop:num (geometric)")
+    add_point_arguments(parser, mu="one", d=True, threshold=True)
     parser.add_argument("--seeds", type=positive_int("--seeds", MAX_SEEDS), default=16, help="runs per d (default 16)")
     parser.add_argument("--seed", type=_seed, default=0,
                         help="seed of numpy.random.SeedSequence; d number k uses seed + k (default 0)")
-    parser.add_argument("--threshold", type=_threshold, default=0.5,
-                        help="escape when |m| reaches this value, in (0, 1) (default 0.5)")
     parser.add_argument("--t-max", type=positive_float("--t-max"), default=None,
                         help="horizon in t = steps/d (default from tau: 3 (tau/eta) log d + 10 tau/eta)")
     parser.add_argument("--method", choices=("full", "reduced"), default="full",
@@ -106,7 +89,8 @@ def run(args) -> int:
     # memory first (it needs no model): refuse before any work
     _check_cost(args.method, args.d, args.seeds, 0.0)
     model = build_model(args)
-    tau = float(np.asarray(model.tau(args.mu)))
+    point = point_keywords(args)
+    tau = float(model.coefficients(args.mu, **point)["tau"])
     eta = float(model.lr)
     if args.t_max is not None:
         horizon = args.t_max
@@ -117,7 +101,8 @@ def run(args) -> int:
     _check_cost(args.method, args.d, args.seeds, horizon)
     results = [
         simulate_sgd(model, args.mu, int(d), t_max=args.t_max, seeds=args.seeds, seed=args.seed + k,
-                     threshold=args.threshold, method=args.method, threads=args.threads, progress=args.progress)
+                     threshold=args.threshold, method=args.method, threads=args.threads, progress=args.progress,
+                     **point)
         for k, d in enumerate(args.d)
     ]
     d_values = [int(d) for d in args.d]
@@ -136,8 +121,7 @@ def run(args) -> int:
         note = "one value of d: no slope"
     predicted = tau / (2 * eta)
     payload = {
-        "student": model.student.name,
-        "teacher": model.teacher.name,
+        **describe_model(model, args),
         "mu": args.mu,
         "tau": tau,
         "lr": eta,

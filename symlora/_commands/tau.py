@@ -7,12 +7,15 @@ import argparse
 import numpy as np
 
 from ..cli import emit
-from ._common import add_model_arguments, build_model, mu_list
+from ..cli import CommandError
+from ._common import add_model_arguments, add_point_arguments, build_model, describe_model, point_keywords
 
 EXAMPLE = """examples:
   symlora tau --student relu --mu 0:0.9:10 --format table
   symlora tau --student x --teacher 'x**2' --mu 0.1,0.5,0.9 --format json
-  symlora tau --student tanh --mu 0.5 --precise"""
+  symlora tau --student tanh --mu 0.5 --precise
+  symlora tau --student relu --pretraining general --mu-perp 0.3 --mu 0.5 --format json
+  symlora tau --student erf --rank 3 --mu 0.5"""
 
 
 #: Most mu values evaluated with --precise.
@@ -30,8 +33,7 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--mu", required=True, type=mu_list, metavar="LIST",
-                        help="pre-training strengths: 0.1,0.5,0.9 or start:stop:num")
+    add_point_arguments(parser, mu="list")
     parser.add_argument("--precise", action="store_true",
                         help="evaluate with 30-digit arithmetic / adaptive quadrature instead of generated code")
     parser.add_argument("--format", choices=("json", "table"), default="table")
@@ -42,6 +44,8 @@ def run(args) -> int:
     model = build_model(args)
     mu = np.asarray(args.mu, dtype=float)
     lin = model.linearization()
+    if args.precise and model.pretraining == "general":
+        raise CommandError("--precise is available for aligned pre-training only; drop it for --pretraining general")
     if args.precise:
         if mu.size > MAX_PRECISE:
             raise ValueError(
@@ -51,13 +55,12 @@ def run(args) -> int:
         rows = [lin.values(m) for m in mu]
         values = {k: np.array([r[k] for r in rows]) for k in ("a", "b", "tau")}
     else:
-        values = model.coefficients(mu)
+        values = model.coefficients(mu, **point_keywords(args))
     a, b, tau = (np.asarray(values[k], dtype=float) for k in ("a", "b", "tau"))
     eta = float(model.lr)
     lambda_plus = np.where(np.isfinite(tau) & (tau != 0), 1.0 / tau, 0.0)
     payload = {
-        "student": model.student.name,
-        "teacher": model.teacher.name,
+        **describe_model(model, args),
         "lr": eta,
         "exact": bool(lin.exact),
         "mu": mu,

@@ -59,9 +59,9 @@ def positive_int(name, maximum=None):
 
 def mu_value(text):
     """One pre-training strength: a number in [0, MU_MAX]."""
-    value = parse_number(text, "--mu")
+    value = parse_number(text, "mu")
     if not 0 <= value <= MU_MAX:
-        raise argparse.ArgumentTypeError(f"invalid --mu {text!r}: must lie in [0, {MU_MAX:g}]")
+        raise argparse.ArgumentTypeError(f"invalid mu {text!r}: must lie in [0, {MU_MAX:g}]")
     return value
 
 

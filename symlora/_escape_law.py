@@ -22,7 +22,7 @@ from ._linearization import _high_precision, fastest_unstable_rate, tau_from
 __all__ = ["EscapeLaw", "critical_mu", "escape_law"]
 
 
-def critical_mu(model, lo, hi):
+def critical_mu(model, lo, hi, mu_perp=0):
     """Zeros of ``a(μ)`` in ``[lo, hi]``, exact where SymPy can isolate them.
 
     Polynomial ``a`` with rational or algebraic coefficients: exact real
@@ -31,6 +31,9 @@ def critical_mu(model, lo, hi):
     quadrature nodes): sign changes of ``a`` evaluated with mpmath, refined
     to certified brackets of half-width ``1e-13``; tangential zeros are
     reported uncertified.  See :mod:`symlora._roots`.
+
+    General pre-training: zeros of ``a(μ, μ⊥)`` at the given ``mu_perp``
+    (see :func:`symlora._general_pretraining.critical_mu_general`).
 
     Returns
     -------
@@ -42,7 +45,11 @@ def critical_mu(model, lo, hi):
     from ._roots import find_zeros
 
     if model.pretraining == "general":
-        raise ValueError("critical_mu is defined for aligned pre-training (a depends on mu_perp otherwise)")
+        from ._general_pretraining import critical_mu_general
+
+        return critical_mu_general(model, lo, hi, mu_perp)
+    if mu_perp != 0:
+        raise ValueError("mu_perp is only used with pretraining='general'")
     a = model.linearization().a
     grid_values = None
     if not (is_exact(a) and a.is_polynomial(S.mu)):
@@ -140,8 +147,8 @@ class EscapeLaw:
         return rf"$t_{{\mathrm{{esc}}}} \approx {pre}\, d^{{{sp.latex(self.exponent)}}}{log}$"
 
 
-def escape_law(model, mu) -> EscapeLaw:
-    r"""Leading escape-time law at ``mu`` (aligned pre-training).
+def escape_law(model, mu, mu_perp=0) -> EscapeLaw:
+    r"""Leading escape-time law at ``mu`` (and ``mu_perp`` for general pre-training).
 
     Notes
     -----
@@ -159,9 +166,16 @@ def escape_law(model, mu) -> EscapeLaw:
     is then the finite-``d``, fluctuation-driven estimate of
     :func:`_fluctuation_law` (``d log d``), or "none" when nothing drives
     the escape (e.g. the pre-trained student already fits the teacher).
+
+    General pre-training: see
+    :func:`symlora._general_pretraining.escape_law_general`.
     """
-    if model.pretraining != "aligned":
-        raise ValueError("escape_law is derived for aligned pre-training (a depends on mu_perp otherwise)")
+    if model.pretraining == "general":
+        from ._general_pretraining import escape_law_general
+
+        return escape_law_general(model, mu, mu_perp)
+    if mu_perp != 0:
+        raise ValueError("mu_perp is only used with pretraining='general'")
     lin = model.linearization()
     mu = sp.sympify(mu)
     if isinstance(mu, sp.Float):

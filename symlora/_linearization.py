@@ -343,8 +343,8 @@ def linearize(model) -> Linearization:
     )
 
 
-def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 1e-18):
-    """Jacobian of ``model.ode()`` at the fixed point, numerically, at one ``mu``.
+def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 1e-18, mu_perp=0):
+    """Jacobian of ``model.ode()`` at the fixed point, numerically, at one ``mu`` (and ``mu_perp``).
 
     The symbolic derivative is evaluated at a point ``offset`` away from the
     fixed point (states set to ``offset`` times distinct weights) with ``dps``
@@ -362,11 +362,12 @@ def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 
     system = model.ode_system()
     jac = jacobian_expressions(system)
     point = {st: sp.Float(offset * (k + 1), dps) for k, st in enumerate(system.states)}
-    point.update({p: 0 for p in (S.mu_perp,) if p in system.parameters})
-    if S.q12 in point:
-        point[S.q12] = 0
     from ._validate import as_exact_number
 
+    if S.mu_perp in system.parameters:
+        point[S.mu_perp] = as_exact_number(mu_perp, "mu_perp", nonnegative=True)
+    if S.q12 in point:
+        point[S.q12] = 0
     point[S.mu] = as_exact_number(mu_value, "mu", nonnegative=True)
     out = np.empty(jac.shape)
     for i in range(jac.shape[0]):

@@ -315,12 +315,13 @@ class LoRAModel:
             raise ValueError(f"order must lie in [1, {_MAX_SERIES_ORDER}], got {order}")
         return self._cached(("series", order), lambda: ode_series(self, order))
 
-    def critical_mu(self, interval=(0, 1)):
+    def critical_mu(self, interval=(0, 1), mu_perp=None):
         """Zeros of ``a(μ)`` in ``interval``: exact where SymPy isolates them, certified brackets otherwise.
 
         Returns a :class:`~symlora.CriticalMuRoots`: a tuple of SymPy numbers
         whose ``details`` say, per zero, exact or numeric, the error bound
-        and the bracket.
+        and the bracket.  General pre-training: zeros of ``a(μ, μ⊥)`` at
+        ``mu_perp`` (default 0).
         """
         from ._asymptotics import critical_mu
 
@@ -331,14 +332,26 @@ class LoRAModel:
             raise ValueError(f"interval hi must be <= {MU_MAX:g}, got {hi}")
         if not lo < hi:
             raise ValueError(f"interval must satisfy lo < hi, got {interval}")
-        return self._cached(("critical_mu", lo, hi), lambda: critical_mu(self, lo, hi))
+        mu_perp = self._exact_mu_perp(mu_perp)
+        return self._cached(("critical_mu", lo, hi, mu_perp), lambda: critical_mu(self, lo, hi, mu_perp))
 
-    def escape_law(self, mu):
-        """Leading escape-time law at pre-training strength ``mu``."""
+    def escape_law(self, mu, mu_perp=None):
+        """Leading escape-time law at pre-training strength ``mu`` (general pre-training: and ``mu_perp``, default 0)."""
         from ._asymptotics import escape_law
 
         mu = _exact_mu(mu)
-        return self._cached(("escape_law", mu), lambda: escape_law(self, mu))
+        mu_perp = self._exact_mu_perp(mu_perp)
+        return self._cached(("escape_law", mu, mu_perp), lambda: escape_law(self, mu, mu_perp))
+
+    def _exact_mu_perp(self, mu_perp):
+        if mu_perp is None:
+            return sp.S.Zero
+        if self.pretraining != "general":
+            raise ValueError("mu_perp is only used with pretraining='general'")
+        mu_perp = as_exact_number(mu_perp, "mu_perp", nonnegative=True)
+        if mu_perp > MU_MAX:
+            raise ValueError(f"mu_perp must be <= {MU_MAX:g}, got {sp.N(mu_perp, 6)}")
+        return mu_perp
 
     def tau_limits(self) -> dict:
         """Leading behaviour of ``τ(μ)`` as ``μ → 0`` and ``μ → 1``."""

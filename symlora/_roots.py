@@ -13,7 +13,8 @@ this order:
 3. anything else (``asin``/``sqrt`` closed forms, quadrature nodes): the
    expression itself is evaluated with mpmath (``dps`` digits; quadrature
    nodes by adaptive mpmath quadrature split at the kink ``ν = 0``, with
-   its error estimate).  Sign changes on a grid give brackets, refined by
+   its error estimate; nodes over several Gaussian variables by their own
+   error-bounded quadrature at double precision).  Sign changes on a grid give brackets, refined by
    :func:`mpmath.findroot` with a bracketing solver, and the final bracket
    ``[r - δ, r + δ]`` is *certified*: ``a`` has opposite signs at its ends,
    each larger in magnitude than its evaluation error.  Local minima of
@@ -147,7 +148,10 @@ class _Evaluator:
         self.nodes = []
         for node in nodes:
             if len(node.variables) != 1:
-                raise ValueError("critical_mu needs one-dimensional Gaussian integrals for a(mu)")
+                # several Gaussian variables (general pre-training of tanh, sigmoid): the node's own
+                # Gauss–Legendre quadrature with its error bound, at double precision
+                self.nodes.append((node, None))
+                continue
             (var,) = node.variables
             func = sp.lambdify([var, symbol], node.integrand.expr, modules=["mpmath", {"Heaviside": _heaviside}])
             variance = sp.lambdify([symbol], node.covariance[0, 0], modules="mpmath")
@@ -161,6 +165,11 @@ class _Evaluator:
             mu = mpmath.mpf(mu)
             values, errors = [], []
             for func, variance in self.nodes:
+                if variance is None:
+                    value, error = func.xreplace({self.symbol: sp.Float(mpmath.nstr(mu, 20), 20)}).numeric()
+                    values.append(mpmath.mpf(value))
+                    errors.append(mpmath.mpf(error) + abs(mpmath.mpf(value)) * mpmath.mpf(2) ** -50)
+                    continue
                 sd = mpmath.sqrt(variance(mu))
                 value, error = mpmath.quad(
                     lambda z: func(sd * z, mu) * mpmath.npdf(z), [-mpmath.inf, 0, mpmath.inf], error=True

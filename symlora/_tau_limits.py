@@ -27,7 +27,15 @@ def tau_limits(model) -> dict:
         (``exponent = 0``: ``τ`` tends to the finite ``coefficient``).  For
         activations without closed forms the coefficient is a limit by
         Richardson extrapolation and carries its error estimate ``"error"``.
+
+    Raises
+    ------
+    ValueError
+        General pre-training (``τ`` then depends on ``μ⊥`` as well).
     """
+    if model.pretraining == "general":
+        raise ValueError("tau_limits is derived for aligned pre-training; for general pre-training evaluate "
+                         "model.coefficients(mu, mu_perp) or symlora._general_pretraining.critical_set")
     lin = model.linearization()
     out = {}
     for label, point in (("mu->0", sp.S.Zero), ("mu->1", sp.S.One)):

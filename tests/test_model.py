@@ -268,8 +268,8 @@ def test_bad_model_input():
         LoRAModel("x").series(0)
     with pytest.raises(ValueError, match="interval"):
         LoRAModel("x").critical_mu((1, 0))
-    with pytest.raises(ValueError, match="aligned"):
-        LoRAModel("x", pretraining="general").escape_law(sp.Rational(1, 2))
+    with pytest.raises(ValueError, match="general"):
+        LoRAModel("x").escape_law(sp.Rational(1, 2), mu_perp=sp.Rational(1, 3))
 
 
 def test_models_are_cached_and_frozen():

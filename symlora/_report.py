@@ -7,7 +7,8 @@ Writes into an output folder:
 * ``critical_mu.csv``: zeros of ``a(μ)`` in ``[0, 1]`` and the escape law there;
 * ``escape_ode.csv``: ODE escape times against ``log(1/ε)``, slope vs ``τ/η``;
 * ``escape_sgd.csv``: finite-``d`` SGD escape times against ``log d``;
-* ``tau.png``, ``trajectories.png``, ``escape_log_d.png`` and ``report.md``.
+* ``tau.png``, ``trajectories.png``, ``escape_log_d.png``, ``tau_plane.png`` (general
+  pre-training) and ``report.md``.
 
 The library does the work; this module only orchestrates and draws.
 """
@@ -25,6 +26,7 @@ from ._critical import finite_d_law
 from ._figures import STYLES, describe_number, finish_axes, format_number, plot_tau_panel, tau_curve
 from ._figures import pyplot as _pyplot
 from ._figures import write_csv as _write_csv
+from ._general_report import tau_plane_section
 from ._integrate import fit_escape_slope
 from ._theory import THEORY_FILE, copy_theory, section_link
 from .simulate import compare_with_ode, escape_slope, simulate_sgd
@@ -261,6 +263,7 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     bar.set_postfix_str("trajectories", refresh=False)
     bar.update()
     bar.close()
+    lines += tau_plane_section(plt, out, quick)
     lines += ["## Trajectories: ODE vs SGD after alignment", "",
               f"Four SGD runs at d = {d_traj}; the ODE is started from each run's state when |m| first reaches 0.1 "
               f"({section_link(7, 'theory §7.4')}).", "", "![trajectories](trajectories.png)", "",

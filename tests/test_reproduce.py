@@ -14,7 +14,7 @@ def test_reproduce_quick(tmp_path):
     report = reproduce(tmp_path / "out", quick=True, progress=False)
     out = report.parent
     text = report.read_text()
-    for figure in ("tau.png", "trajectories.png", "escape_log_d.png"):
+    for figure in ("tau.png", "trajectories.png", "escape_log_d.png", "tau_plane.png"):
         assert (out / figure).stat().st_size > 10_000
         assert figure in text
     assert len(list((out / "tex").glob("*.tex"))) == 12

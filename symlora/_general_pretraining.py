@@ -51,6 +51,10 @@ __all__ = ["general_coefficients", "fixed_point_line", "critical_mu_general", "c
 
 
 def _require_general(model):
+    from ._model import LoRAModel
+
+    if not isinstance(model, LoRAModel):
+        raise TypeError(f"model must be a LoRAModel, not {type(model).__name__}")
     if model.pretraining != "general":
         raise ValueError(f"this needs pretraining='general', got {model.pretraining!r}")
 
@@ -235,6 +239,13 @@ class CriticalSet:
     b_curve: object
     statement: str
 
+    def __repr__(self):
+        def curve(eq):
+            return "not closed-form" if eq is None else f"{sp.sstr(eq.lhs)[:60]} = 0"
+
+        return (f"CriticalSet(points={list(self.points)!r}; α = 0: {curve(self.alpha_curve)}; "
+                f"b = 0: {curve(self.b_curve)})")
+
 
 def _monotone(act) -> bool:
     """σ' >= 0 everywhere, not identically 0 (exactly decided by SymPy, else False)."""
@@ -256,11 +267,39 @@ def critical_set(model, mu_max=2, mu_perp_max=2) -> CriticalSet:
     for monotone ``σ`` and ``σ*`` the interior is empty by ``A_ν < 0``;
     otherwise the edge ``μ = 0`` when ``α(0, μ⊥) ≡ 0`` (certified zeros of
     ``b(0, μ⊥)``), and interior points are not searched (said in ``statement``).
+
+    Parameters
+    ----------
+    model : LoRAModel
+        With ``pretraining="general"``.
+    mu_max, mu_perp_max : positive numbers
+        The window ``[0, mu_max] × [0, mu_perp_max]``.
+
+    Returns
+    -------
+    CriticalSet
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a LoRAModel, or a bound is not a number.
+    ValueError
+        Aligned pre-training, or a bound outside ``(0, 1e6]``.
+
+    Examples
+    --------
+    >>> from symlora import LoRAModel
+    >>> critical_set(LoRAModel("He2", pretraining="general"), 1, 1)
+    CriticalSet(points=[CriticalPoint(mu=0, mu_perp=0, exact), CriticalPoint(mu=1, mu_perp=0, exact), CriticalPoint(mu=0, mu_perp=sqrt(3)/3, exact)]; α = 0: -6*mu*(mu**2 + mu_perp**2 - 1) = 0; b = 0: 2*(3*mu**2 + 3*mu_perp**2 - 1) = 0)
     """
     from ._roots import find_zeros
+    from ._validate import MU_MAX, as_exact_number
 
     c = general_coefficients(model)
-    alpha, b, A_nu = c["alpha"], c["b"], c["A_nu"]
+    for value, name in ((mu_max, "mu_max"), (mu_perp_max, "mu_perp_max")):
+        if not 0 < as_exact_number(value, name, positive=True) <= MU_MAX:
+            raise ValueError(f"{name} must lie in (0, {MU_MAX:g}], got {value}")
+    alpha, b = c["alpha"], c["b"]
     points = []
     for d in critical_mu_general(model, 0, mu_max, 0).details:
         b_value = _high_precision(b.subs({S.mu_perp: 0, S.mu: d.value}), 30)[0]

@@ -17,9 +17,10 @@ import numpy as np
 import sympy as sp
 
 from ._quadrature import quadrature_expectation, quadrature_with_error
+from ._separable import separable_expectation, separable_with_error
 from ._validate import covariance_matrix
 
-__all__ = ["GaussianExpectation", "kink_locations"]
+__all__ = ["GaussianExpectation", "kink_locations", "separable_parts"]
 
 #: Functions whose value or derivative jumps where their argument vanishes.
 _KINKED = (sp.Heaviside, sp.DiracDelta, sp.sign, sp.Abs, sp.Max, sp.Min)
@@ -55,6 +56,75 @@ def kink_locations(expr, variables) -> tuple:
             if (used[0], location) not in found:
                 found.append((used[0], location))
     return tuple(sorted(found, key=lambda item: (item[0], sp.default_sort_key(item[1]))))
+
+
+class _NotSeparable(Exception):
+    """Internal: a factor depends on both variables."""
+
+
+def separable_parts(expr, variables):
+    """``[(f_j, g_j), ...]`` with ``expr = Σ_j f_j(X) g_j(Y)``, or None.
+
+    ``None`` also for integrands with kinks (their Hermite coefficients decay
+    too slowly for Mehler's series) and for more than two variables; a part
+    that does not depend on a variable is ``None`` there (the constant 1).
+
+    Examples
+    --------
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> separable_parts((sp.tanh(a) - sp.tanh(b)) ** 2, (a, b))
+    [(tanh(a)**2 + 1, None), (-2*tanh(a), tanh(b)), (None, tanh(b)**2)]
+    >>> separable_parts(sp.tanh(a * b), (a, b)) is None
+    True
+    """
+    if not 1 <= len(variables) <= 2 or expr.has(*_KINKED):
+        return None
+    x, y = variables[0], (variables[1] if len(variables) == 2 else None)
+    hidden = {}
+
+    def placeholder(e, side):
+        if e not in hidden:
+            hidden[e] = (sp.Dummy(f"f{side}"), side)
+        return hidden[e][0]
+
+    def hide(e):
+        if y is None or not e.has(y):
+            return placeholder(e, 0) if e.has(x) else e
+        if not e.has(x):
+            return placeholder(e, 1)
+        if e.is_Add or e.is_Mul:
+            return e.func(*[hide(arg) for arg in e.args])
+        if e.is_Pow and e.exp.is_Integer and e.exp > 0:
+            return hide(e.base) ** e.exp
+        raise _NotSeparable
+
+    try:
+        polynomial = sp.expand(hide(expr))
+    except _NotSeparable:
+        return None
+    back = {dummy: e for e, (dummy, _) in hidden.items()}
+    side_of = {dummy: side for dummy, side in hidden.values()}
+    groups = {}
+    for term in sp.Add.make_args(polynomial):
+        parts = [sp.S.One, sp.S.One]
+        for factor in sp.Mul.make_args(term):
+            base = factor.as_base_exp()[0]
+            parts[side_of.get(base, 0)] *= factor
+        right = parts[1].xreplace(back)
+        groups[right] = groups.get(right, sp.S.Zero) + parts[0].xreplace(back)
+    result = []
+    for right, left in groups.items():
+        if left == 0:
+            continue
+        if right == 1:
+            right = None
+        if not left.has(x):
+            if right is None:
+                result.append((left, None))  # a constant (rare: a node of a constant)
+                continue
+            right, left = left * right, None
+        result.append((left, right))
+    return result or None
 
 
 class GaussianExpectation(sp.Expr):
@@ -148,8 +218,15 @@ class GaussianExpectation(sp.Expr):
             )
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
             raise TypeError(f"tol must be a number in (0, 1), got {tol!r}")
-        func = sp.lambdify(self.variables, self.integrand.expr, modules=[_NUMERIC_FUNCTIONS, "scipy", "numpy"])
         cov = [[float(c) for c in row] for row in self.covariance.tolist()]
+        parts = separable_parts(self.integrand.expr, self.variables)
+        if parts is not None:
+            a, b, c = (cov[0][0], 1.0, 0.0) if len(cov) == 1 else (cov[0][0], cov[1][1], cov[0][1])
+            left, right = _part_functions(parts, self.variables, _NUMERIC_MODULES)
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+                value, error = separable_with_error(left, right, a, b, c, tol=tol)
+            return float(value), float(error)
+        func = sp.lambdify(self.variables, self.integrand.expr, modules=_NUMERIC_MODULES)
         kinks = [(i, float(c)) for i, c in kink_locations(self.integrand.expr, self.variables)]
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             value, error = quadrature_with_error(func, cov, kinks=kinks, tol=tol)
@@ -180,6 +257,9 @@ class GaussianExpectation(sp.Expr):
             "(" + ", ".join(printer._print(c) for c in row) + ",)" for row in self.covariance.tolist()
         )
         extras = sorted(self.integrand.free_symbols, key=lambda sym: sym.name)
+        parts = separable_parts(self.integrand.expr, self.variables)
+        if parts is not None:
+            return self._separable_code(printer, parts, extras)
         kinks = kink_locations(self.integrand.expr, self.variables)
         kink_text = "(" + "".join(f"({i}, {printer._print(c)}), " for i, c in kinks) + ")"
         if extras:
@@ -191,13 +271,44 @@ class GaussianExpectation(sp.Expr):
             )
         return f"_gauss_expectation(lambda {names}: {body}, ({rows},), None, (), {kink_text})"
 
+    def _separable_code(self, printer, parts, extras):
+        """``_gauss_separable((f_1, ...), (g_1, ...), a, b, c, extras)`` (see :mod:`symlora._separable`)."""
+        extra_names = "".join(", " + printer._print(e) for e in extras)
+
+        def function(expr, variable):
+            if expr is None:
+                return "None"
+            return f"(lambda {printer._print(variable)}{extra_names}: {printer._print(expr)})"
+
+        cov = self.covariance
+        x = self.variables[0]
+        y = self.variables[1] if len(self.variables) == 2 else x
+        a, b, c = (cov[0, 0], 1, 0) if cov.shape[0] == 1 else (cov[0, 0], cov[1, 1], cov[0, 1])
+        left = "".join(function(f, x) + ", " for f, _ in parts)
+        right = "".join(function(g, y) + ", " for _, g in parts)
+        return (
+            f"_gauss_separable(({left}), ({right}), {printer._print(a)}, {printer._print(b)}, "
+            f"{printer._print(c)}, ({extra_names[2:]}{',' if extras else ''}))"
+        )
+
     _scipycode = _numpycode
     _pythoncode = _numpycode
 
 
+def _part_functions(parts, variables, modules):
+    """Vectorised functions (or None) of the separable parts, left and right."""
+    x = variables[0]
+    y = variables[1] if len(variables) == 2 else x
+
+    def function(expr, variable):
+        return None if expr is None else sp.lambdify(variable, expr, modules=modules)
+
+    return [function(f, x) for f, _ in parts], [function(g, y) for _, g in parts]
+
+
 #: Names generated code needs for :class:`GaussianExpectation` nodes.
-NUMPY_NAMESPACE = {"_gauss_expectation": quadrature_expectation}
+NUMPY_NAMESPACE = {"_gauss_expectation": quadrature_expectation, "_gauss_separable": separable_expectation}
 
 #: Heaviside with H(0) = 1/2 for the node's own numeric evaluation.
 _NUMERIC_FUNCTIONS = {"Heaviside": lambda arg, h0=0.5: np.heaviside(arg, float(h0))}
-_ = np  # numpy is used by the quadrature this module exports
+_NUMERIC_MODULES = [_NUMERIC_FUNCTIONS, "scipy", "numpy"]

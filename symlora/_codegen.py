@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from . import _quadrature
+from . import _quadrature, _separable
 from . import _symbols as S
 from ._delta_conditioning import condition_deltas, jacobian_expressions
 from ._expectation import as_expr
@@ -60,7 +60,14 @@ def _refined_expectation(func, cov, nodes=None, args=(), kinks=()):
     return _quadrature.quadrature_expectation(func, cov, None, args, kinks, tol=_quadrature.DEFAULT_TOLERANCE / 100)
 
 
-_MODULES_REFINED = [{"_gauss_expectation": _refined_expectation}] + _MODULES[1:]
+def _refined_separable(left, right, a, b, c, args=()):
+    # Mehler's series with more terms and a finer one-dimensional rule
+    return _separable.separable_expectation(
+        left, right, a, b, c, args, tol=_separable.SEPARABLE_TOLERANCE / 100, nodes=3 * _separable.MEHLER_NODES // 2
+    )
+
+
+_MODULES_REFINED = [{"_gauss_expectation": _refined_expectation, "_gauss_separable": _refined_separable}] + _MODULES[1:]
 
 
 @functools.lru_cache(maxsize=256)

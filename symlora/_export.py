@@ -17,7 +17,7 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
-from . import _quadrature
+from . import _quadrature, _separable
 from . import _symbols as S
 from ._delta_conditioning import condition_deltas, jacobian_expressions
 from ._expectation import as_expr
@@ -186,6 +186,11 @@ def export_model(model, path) -> Path:
         pieces.append("# --- numeric Gaussian expectations (copied from symlora._quadrature) ---")
         pieces.append(body.replace('__all__ = ["quadrature_expectation", "DEFAULT_NODES"]\n', ""))
         pieces.append("_gauss_expectation = quadrature_expectation\n")
+        source = inspect.getsource(_separable)
+        body = source[source.index("import functools") :].replace("import numpy as np\n", "np = numpy\n")
+        pieces.append("# --- separable Gaussian expectations by Mehler's series (copied from symlora._separable) ---")
+        pieces.append(body)
+        pieces.append("_gauss_separable = separable_expectation\n")
     pieces.append(
         _function_source(
             "rates", args, system.rhs,

@@ -73,7 +73,7 @@ def separable_parts(expr, variables):
     --------
     >>> a, b = sp.symbols("a b", real=True)
     >>> separable_parts((sp.tanh(a) - sp.tanh(b)) ** 2, (a, b))
-    [(tanh(a)**2 + 1, None), (-2*tanh(a), tanh(b)), (None, tanh(b)**2)]
+    [(tanh(a)**2, None), (None, tanh(b)**2), (2*tanh(a), -tanh(b))]
     >>> separable_parts(sp.tanh(a * b), (a, b)) is None
     True
     """
@@ -96,6 +96,12 @@ def separable_parts(expr, variables):
             return e.func(*[hide(arg) for arg in e.args])
         if e.is_Pow and e.exp.is_Integer and e.exp > 0:
             return hide(e.base) ** e.exp
+        if isinstance(e, sp.exp) and e.args[0].is_Add:
+            # exp(a(x) + b(y)) = exp(a(x)) exp(b(y)) (generated code combines exponentials)
+            by_side = [sp.Add(*[t for t in e.args[0].args if t.has(x) and not t.has(y)]),
+                       sp.Add(*[t for t in e.args[0].args if not t.has(x)])]
+            if sp.Add(*by_side) == e.args[0]:
+                return placeholder(sp.exp(by_side[0]), 0) * hide(sp.exp(by_side[1]))
         raise _NotSeparable
 
     try:

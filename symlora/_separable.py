@@ -46,25 +46,27 @@ __all__ = ["separable_expectation", "separable_with_error"]
 
 #: Panel edges of the one-dimensional rule in standard deviations: beyond
 #: ±12 the factor sqrt(φ) that every Hermite coefficient carries is < 1e-15.
-_EDGES = (-12.0, -9.0, -7.0, -5.0, -3.5, -2.25, -1.0, 0.0, 1.0, 2.25, 3.5, 5.0, 7.0, 9.0, 12.0)
+_MEHLER_EDGES = (-12.0, -9.0, -7.0, -5.0, -3.5, -2.25, -1.0, 0.0, 1.0, 2.25, 3.5, 5.0, 7.0, 9.0, 12.0)
 
-#: Gauss–Legendre nodes per panel of the coarse rule (the fine one has twice as many).
-NODES = 16
+#: Gauss–Legendre nodes per panel of the rule (values) and of the coarser
+#: rule whose difference estimates the rule's error.
+MEHLER_NODES = 32
+COARSE_NODES = 24
 
 #: Largest number of Mehler terms.
 MAX_TERMS = 160
 
 #: Default target error (absolute, relative to max(1, |E|)).
-DEFAULT_TOLERANCE = 1e-13
+SEPARABLE_TOLERANCE = 1e-13
 
 
 @functools.lru_cache(maxsize=8)
-def _rule(nodes: int):
-    """Standard-normal rule ``(z, w)`` and the table ``h_k(z)`` for ``k <= MAX_TERMS``."""
+def _mehler_rule(nodes: int):
+    """Standard-normal rule ``(z, w)`` and the table ``w h_k(z)`` (``k <= MAX_TERMS``, one row per k)."""
     t, w = np.polynomial.legendre.leggauss(nodes)
     t, w = (t + 1) / 2, w / 2
     zs, ws = [], []
-    for lo, hi in zip(_EDGES[:-1], _EDGES[1:]):
+    for lo, hi in zip(_MEHLER_EDGES[:-1], _MEHLER_EDGES[1:]):
         z = lo + t * (hi - lo)
         zs.append(z)
         ws.append(w * (hi - lo) * np.exp(-z * z / 2) / np.sqrt(2 * np.pi))
@@ -78,52 +80,74 @@ def _rule(nodes: int):
     return z, w, table * w
 
 
-def _values(func, scale, z, shape, extras):
+@functools.lru_cache(maxsize=64)
+def _mehler_table(nodes: int, terms: int):
+    """``(N, terms + 1)`` contiguous: values ``(..., N)`` @ table = coefficients."""
+    return np.ascontiguousarray(_mehler_rule(nodes)[2][: terms + 1].T)
+
+
+def _part_values(func, scale, z, shape, extras):
     """``func(scale * z)`` with the node axis last, broadcast to ``shape + (N,)``."""
-    point = scale[..., None] * z
+    point = scale[..., None] * z if shape else float(scale) * z
     value = np.asarray(func(point, *[e[..., None] for e in extras]), dtype=float)
-    return np.broadcast_to(value, shape + z.shape)
+    return value if value.shape == shape + z.shape else np.broadcast_to(value, shape + z.shape)
 
 
-def _coefficients(funcs, variance, nodes, terms, shape, extras):
-    """Hermite coefficients (``(..., K+1)``) and second moments of each function."""
-    z, w, weighted = _rule(nodes)
-    scale = np.sqrt(np.clip(variance, 0.0, None))
-    out = []
-    for func in funcs:
-        if func is None:  # the constant 1
-            out.append(None)
+def _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments):
+    """Per part: (value of Σ_k ρ^k f_k g_k, Parseval deficits or None, scale for rounding)."""
+    z, w, _ = _mehler_rule(nodes)
+    table = _mehler_table(nodes, terms)
+    shape = rho.shape
+    scales = [np.sqrt(np.clip(v, 0.0, None)) for v in (a, b)]
+    powers = rho[..., None] ** np.arange(terms + 1) if terms else None
+    cache = {}
+
+    def values(func, side):
+        key = (id(func), side)
+        if key not in cache:
+            cache[key] = _part_values(func, scales[side], z, shape, extras)
+        return cache[key]
+
+    results = []
+    for f, g in zip(left, right):
+        if f is None or g is None:
+            v = values(f if g is None else g, 0 if g is None else 1)
+            mean = v @ w
+            results.append((mean, None, np.abs(v) @ w if moments else None))
             continue
-        values = _values(func, scale, z, shape, extras)
-        out.append((values @ weighted[: terms + 1].T, (values * values) @ w, np.abs(values) @ w))
-    return out
-
-
-def _sum(left, right, rho, terms):
-    powers = rho[..., None] ** np.arange(terms + 1)
-    value = 0.0
-    tail = 0.0
-    rounding = 0.0
-    for lc, rc in zip(left, right):
-        if rc is None:
-            value = value + lc[0][..., 0]
-            rounding = rounding + lc[2]
+        vf, vg = values(f, 0), values(g, 1)
+        cf, cg = vf @ table, vg @ table
+        value = np.sum(powers * cf * cg, axis=-1) if terms else cf[..., 0] * cg[..., 0]
+        if not moments:
+            results.append((value, None, None))
             continue
-        if lc is None:
-            value = value + rc[0][..., 0]
-            rounding = rounding + rc[2]
-            continue
-        (fl, ml, al), (fr, mr, ar) = lc, rc
-        value = value + np.sum(powers * fl * fr, axis=-1)
+        mf, mg = (vf * vf) @ w, (vg * vg) @ w
         # Parseval deficits (the L² mass beyond K), floored at rounding level
-        dl = np.maximum(ml - np.sum(fl * fl, axis=-1), 0.0) + 1e-15 * ml
-        dr = np.maximum(mr - np.sum(fr * fr, axis=-1), 0.0) + 1e-15 * mr
-        tail = tail + np.abs(rho) ** (terms + 1) * np.sqrt(dl * dr)
-        rounding = rounding + np.sqrt(ml * mr)
-    return value, tail, 16 * np.finfo(float).eps * rounding
+        df = np.maximum(mf - np.sum(cf * cf, axis=-1), 0.0) + 1e-15 * mf
+        dg = np.maximum(mg - np.sum(cg * cg, axis=-1), 0.0) + 1e-15 * mg
+        results.append((value, np.sqrt(df * dg), np.sqrt(mf * mg)))
+    return results
 
 
-def separable_with_error(left, right, a, b, c, args=(), tol=DEFAULT_TOLERANCE):
+def _prepare(left, right, a, b, c, args, tol):
+    if len(left) != len(right) or not left:
+        raise ValueError("left and right must be non-empty sequences of the same length")
+    arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in (a, b, c, *args)])
+    a, b, c, extras = arrays[0], arrays[1], arrays[2], arrays[3:]
+    ab = a * b
+    rho = np.clip(np.where(ab > 0, c / np.sqrt(np.where(ab > 0, ab, 1.0)), 0.0), -1.0, 1.0)
+    worst = float(np.max(np.abs(rho))) if rho.size else 0.0
+    # terms needed for |ρ|^K to fall below the tolerance (the coefficients only help)
+    if all(f is None or g is None for f, g in zip(left, right)):
+        terms = 0
+    elif worst >= 1:
+        terms = MAX_TERMS
+    else:
+        terms = int(min(MAX_TERMS, max(4, np.ceil(np.log(tol / 10) / np.log(max(worst, 1e-300))))))
+    return a, b, rho, extras, terms
+
+
+def separable_with_error(left, right, a, b, c, args=(), tol=SEPARABLE_TOLERANCE):
     """``Σ_j E[left_j(X) right_j(Y)]`` and an error bound.
 
     Parameters
@@ -149,33 +173,32 @@ def separable_with_error(left, right, a, b, c, args=(), tol=DEFAULT_TOLERANCE):
     --------
     >>> value, error = separable_with_error([np.tanh], [np.tanh], 1.0, 1.0, 0.5)
     >>> round(float(value), 12), bool(error < 1e-13)
-    (0.147452271309, True)
+    (0.186324413203, True)
     """
-    if len(left) != len(right) or not left:
-        raise ValueError("left and right must be non-empty sequences of the same length")
-    arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in (a, b, c, *args)])
-    a, b, c, extras = arrays[0], arrays[1], arrays[2], arrays[3:]
-    shape = a.shape
-    ab = a * b
-    rho = np.clip(np.where(ab > 0, c / np.sqrt(np.where(ab > 0, ab, 1.0)), 0.0), -1.0, 1.0)
-    worst = float(np.max(np.abs(rho))) if rho.size else 0.0
-    # terms needed for |ρ|^K to fall below the tolerance (the coefficients only help)
-    terms = MAX_TERMS if worst >= 1 else int(min(MAX_TERMS, max(4, np.ceil(np.log(tol / 10) / np.log(max(worst, 1e-300))))))
-    if all(r is None for r in right) or all(f is None for f in left):
-        terms = 0
-    fine, coarse = 2 * NODES, NODES
-    values, tails, roundings = [], [], []
-    for nodes in (coarse, fine):
-        lc = _coefficients(left, a, nodes, terms, shape, extras)
-        rc = _coefficients(right, b, nodes, terms, shape, extras)
-        value, tail, rounding = _sum(lc, rc, rho, terms)
-        values.append(value)
-        tails.append(tail)
-        roundings.append(rounding)
-    error = np.abs(values[1] - values[0]) + tails[1] + roundings[1]
+    a, b, rho, extras, terms = _prepare(left, right, a, b, c, args, tol)
+    values, errors = [], []
+    for nodes in (COARSE_NODES, MEHLER_NODES):
+        parts = _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments=True)
+        values.append(sum(p[0] for p in parts))
+        tail = sum(np.abs(rho) ** (terms + 1) * p[1] for p in parts if p[1] is not None)
+        rounding = 16 * np.finfo(float).eps * sum(p[2] for p in parts)
+        errors.append(tail + rounding)
+    error = np.abs(values[1] - values[0]) + errors[1]
     return np.asarray(values[1], dtype=float), np.asarray(error, dtype=float)
 
 
-def separable_expectation(left, right, a, b, c, args=()):
-    """The value of :func:`separable_with_error` (same parameters)."""
-    return separable_with_error(left, right, a, b, c, args)[0]
+def separable_expectation(left, right, a, b, c, args=(), tol=SEPARABLE_TOLERANCE, nodes=MEHLER_NODES):
+    """The value of :func:`separable_with_error` (same parameters), without the error estimate.
+
+    One rule instead of two (what generated code calls); ``nodes`` per panel.
+
+    Examples
+    --------
+    >>> round(float(separable_expectation([np.tanh], [np.tanh], 1.0, 1.0, 0.5)), 12)
+    0.186324413203
+    """
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 2 <= nodes <= 256:
+        raise ValueError(f"nodes must be an integer in [2, 256], got {nodes!r}")
+    a, b, rho, extras, terms = _prepare(left, right, a, b, c, args, tol)
+    parts = _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments=False)
+    return sum(p[0] for p in parts)

@@ -271,6 +271,12 @@ def model_to_latex(model, body_only: bool = False, critical_interval=(0, 1)) -> 
     )
 
 
+#: Operation count of the unexpanded diffusion matrix above which it is not expanded for display. Expanded,
+#: x/x^2 (250 operations) has 57 terms and fits the page; He2 (2,100) has 356 and does not; He3 (4,900)
+#: took minutes to expand only to be dropped as too long.
+_DIFFUSION_OPS = 1000
+
+
 def _diffusion_latex(model) -> str:
     """Section on the order-1/d noise: definition, fixed-point value and (if short) the full matrix."""
     text = [
@@ -290,11 +296,12 @@ def _diffusion_latex(model) -> str:
         # the full matrix is derived in seconds for polynomial pairs only (kinked and erf-type pairs take
         # up to a minute): other exports point to model.diffusion() instead of slowing every document down
         D = model.diffusion()
-        names = [_tex(st) for st in model.states]
-        # expanded sums break cleanly; a narrower measure than latex_lines' because sums of
-        # monomials with many superscripts typeset wider than _width estimates
-        rows = [f"D_{{{names[i]}{names[j]}}} &= " + " \\\\\n  &\\quad ".join(_split(sp.expand(D[i, j]), 55))
-                for i in range(D.rows) for j in range(i, D.cols) if D[i, j] != 0]
+        if sum(sp.count_ops(entry) for entry in D) <= _DIFFUSION_OPS:
+            names = [_tex(st) for st in model.states]
+            # expanded sums break cleanly; a narrower measure than latex_lines' because sums of
+            # monomials with many superscripts typeset wider than _width estimates
+            rows = [f"D_{{{names[i]}{names[j]}}} &= " + " \\\\\n  &\\quad ".join(_split(sp.expand(D[i, j]), 55))
+                    for i in range(D.rows) for j in range(i, D.cols) if D[i, j] != 0]
     if rows and sum(len(r) for r in rows) <= 40 * _LINE:
         text.append("The full matrix (entries not shown are zero):\n")
         text.append(_align(rows))

@@ -84,6 +84,10 @@ def test_latex_content():
     he3 = LoRAModel("He3").to_latex()
     assert "CRootOf" not in he3 and "\\text{root of }" in he3 and "0.3207243473" in he3
     assert "1 \\approx 1" not in he3
+    # the diffusion matrix is written out where it fits (x) and referred to where it would not (He3)
+    x_document = LoRAModel("x").to_latex()
+    assert "The full matrix (entries" in x_document and "D_{uu} &=" in x_document
+    assert "The full matrix is long" in he3 and "D_{mm} &=" not in he3
 
 
 def test_titles_are_escaped():

@@ -56,7 +56,8 @@ def test_mean_grows_like_tau_log_d():
     # O(d^-1/2) nonlinear corrections fade: 0.6 % between 1e3 and 1e4, 0.2 % between 1e4 and 1e5
     assert np.allclose(slope, prediction.settings["tau"] / (2 * 0.5), rtol=1e-2)
     assert abs(slope[1] / (prediction.settings["tau"] / (2 * 0.5)) - 1) < 5e-3
-    assert np.allclose(prediction.std, prediction.std[-1], rtol=0.02)  # spread independent of d
+    # the spread tends to a limit independent of d (the 1/d path noise of _path_noise fades)
+    assert prediction.std[1] == pytest.approx(prediction.std[2], rel=0.01)
 
 
 def test_exact_no_escape_where_every_gradient_vanishes():

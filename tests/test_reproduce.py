@@ -6,7 +6,7 @@ import re
 import pytest
 from _latexcheck import PDFLATEX, assert_fits
 
-from symlora._report import reproduce
+from symlora._report import QUICK_PAIRS, reproduce
 
 
 @pytest.mark.slow
@@ -17,7 +17,7 @@ def test_reproduce_quick(tmp_path):
     for figure in ("tau.png", "trajectories.png", "escape_log_d.png", "tau_plane.png"):
         assert (out / figure).stat().st_size > 10_000
         assert figure in text
-    assert len(list((out / "tex").glob("*.tex"))) == 12
+    assert len(list((out / "tex").glob("*.tex"))) == len(QUICK_PAIRS)
     rows = list(csv.DictReader(open(out / "escape_ode.csv")))
     for row in rows:
         if row["status"] == "escaped":

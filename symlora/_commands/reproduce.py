@@ -22,7 +22,7 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", default="symlora-out", metavar="DIR", help="output folder (default ./symlora-out)")
-    parser.add_argument("--quick", action="store_true", help="a reduced run: fewer pairs verified, smaller SGD (about 5 minutes of CPU, measured on 2 cores: every pair is still derived and exported; the full run takes longer)")
+    parser.add_argument("--quick", action="store_true", help="a reduced run: six pairs (x, erf, relu, tanh, He3, x/x^2), coarser grids, smaller SGD; well under a minute of CPU (the full run takes several minutes)")
     add_progress_argument(parser)
     parser.set_defaults(func=run)
 

@@ -30,7 +30,8 @@ from ._expectation import as_expr
 from ._export import export_model, scalar_function_source
 from ._node import NUMPY_NAMESPACE, GaussianExpectation
 from ._ode_system import ODESystem
-from ._safe_rewriting import numerically_safe as _numerically_safe
+from ._safe_rewriting import evaluation_form
+from ._safe_rewriting import numerically_safe as _numerically_safe  # noqa: F401 (tests import it here)
 
 __all__ = [
     "compile_expressions",
@@ -116,16 +117,15 @@ def compile_expressions(args, exprs, name="generated", doc="", *, refined=False)
     [[1.0, 0.5], [1.0, 1.0]]
     """
     args = tuple(args)
-    # deltas become conditioned closed forms before anything is printed
-    exprs = tuple(condition_deltas(as_expr(e, "expression")) for e in exprs)
+    exprs = tuple(as_expr(e, "expression") for e in exprs)
     free = set().union(*(e.free_symbols for e in exprs)) - set(args)
     if free:
         raise ValueError(
             f"cannot compile {name}: free symbols {', '.join(sorted(map(str, free)))} are not arguments "
             f"({', '.join(map(str, args))})"
         )
-    # overflow-free forms (softplus, sigmoid, ...) before any code is generated
-    exprs = tuple(_numerically_safe(e) for e in exprs)
+    # deltas conditioned away, overflow-free forms (softplus, sigmoid, ...) before any code is generated
+    exprs = tuple(evaluation_form(e) for e in exprs)
     # Quadrature nodes are compiled on their own: common-subexpression
     # elimination must not pull their integration variables out of the lambda.
     nodes = sorted(set().union(*(e.atoms(GaussianExpectation) for e in exprs)), key=sp.default_sort_key)
@@ -145,8 +145,7 @@ def compile_expressions(args, exprs, name="generated", doc="", *, refined=False)
             raise TypeError(f"{name} takes {len(args)} arguments ({', '.join(map(str, args))}), got {len(values)}")
         arrays = [np.asarray(v, dtype=float) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays)) if arrays else ()
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            out = raw(*arrays)
+        out = raw(*arrays)
         result = np.empty((n,) + shape)
         for i, value in enumerate(out):
             result[i] = value  # numpy broadcasts constants and partial shapes here
@@ -260,7 +259,10 @@ def coefficients_function(model):
         if np.any(mu < 0):
             raise ValueError("mu (pre-training strength) must be >= 0")
         values = (mu,) if len(args) == 1 else (mu, np.asarray(0.0 if mu_perp is None else mu_perp, dtype=float))
-        a, b = compiled(*values)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # a removable 0/0 at mu = 0 is detected and replaced by the limit below; an
+            # overflow at huge mu is reported by the caller (LoRAModel.coefficients)
+            a, b = compiled(*values)
         bad = ~(np.isfinite(a) & np.isfinite(b))
         if np.any(bad & (np.broadcast_to(mu, a.shape) == 0)):
             near = tuple(np.where(np.broadcast_to(mu, a.shape) == 0, 1e-9, np.broadcast_to(v, a.shape)) for v in values)

@@ -19,7 +19,7 @@ from ._expectation import NotIntegrableError, as_expr, gaussian_expectation
 from ._node import GaussianExpectation
 from ._ode_system import ODESystem
 
-__all__ = ["condition_deltas", "jacobian_expressions"]
+__all__ = ["condition_deltas", "kink_normal_form", "jacobian_expressions"]
 
 
 def condition_deltas(expr):
@@ -108,15 +108,34 @@ def _lower_delta_derivatives(integrand, variables, cov):
     return total
 
 
-def _kink_normal_form(expr):
-    """``Heaviside(x)**k -> Heaviside(x)`` inside quadrature nodes (equal almost everywhere).
+def kink_normal_form(expr):
+    """``H(a)**k -> H(a)`` and ``H(a) H(-a) -> 0`` inside quadrature nodes (equal almost everywhere).
 
     Done before differentiating: the product rule would otherwise create
-    ``Heaviside · δ`` and ``δ²`` terms that are meaningless one by one.
+    ``H · δ`` and ``δ²`` terms that are meaningless one by one (the
+    products come from activations with one-sided pieces, such as
+    ``elu = x H(x) + (exp(x) - 1) H(-x)``, squared).
+
+    Examples
+    --------
+    >>> from symlora import GaussianExpectation
+    >>> t = sp.Symbol("t", real=True)
+    >>> H = sp.Heaviside
+    >>> node = GaussianExpectation(sp.Lambda(t, (t * H(t) + sp.exp(t) * H(-t)) ** 2), sp.ImmutableMatrix([[1]]))
+    >>> kink_normal_form(node).integrand.expr
+    t**2*Heaviside(t) + exp(2*t)*Heaviside(-t)
     """
 
     def is_kinked_node(e):
         return isinstance(e, GaussianExpectation) and e.integrand.expr.has(sp.Heaviside)
+
+    def one_sided(term):
+        steps = [f.base if f.is_Pow else f for f in sp.Mul.make_args(term)
+                 if isinstance(f, sp.Heaviside) or (f.is_Pow and isinstance(f.base, sp.Heaviside))]
+        arguments = {h.args[0] for h in steps}
+        if any(-a in arguments for a in arguments):
+            return sp.S.Zero  # H(a) H(-a) vanishes except on the null set a = 0
+        return term
 
     def normal(node):
         body = sp.expand(node.integrand.expr)
@@ -124,6 +143,7 @@ def _kink_normal_form(expr):
             lambda e: isinstance(e, sp.Pow) and isinstance(e.base, sp.Heaviside) and e.exp.is_Integer and e.exp > 0,
             lambda e: e.base,
         )
+        body = sp.Add(*[one_sided(term) for term in sp.Add.make_args(body)])
         return GaussianExpectation(sp.Lambda(node.variables, body), node.covariance)
 
     return expr.replace(is_kinked_node, normal)
@@ -133,7 +153,7 @@ def jacobian_expressions(system: ODESystem) -> sp.Matrix:
     """The Jacobian of ``system`` with every Dirac delta conditioned away (cached).
 
     Quadrature nodes are differentiated under the integral after their
-    kinks are put in normal form (:func:`_kink_normal_form`); the deltas
+    kinks are put in normal form (:func:`kink_normal_form`); the deltas
     this creates are integrated out exactly (:func:`condition_deltas`).
     Closed-form systems get the plain symbolic Jacobian.
     """
@@ -142,7 +162,7 @@ def jacobian_expressions(system: ODESystem) -> sp.Matrix:
         if system.exact:
             jac = system.jacobian()
         else:
-            rhs = sp.Matrix([_kink_normal_form(r) for r in system.rhs])
+            rhs = sp.Matrix([kink_normal_form(r) for r in system.rhs])
             jac = rhs.jacobian(sp.Matrix(system.states)).applyfunc(condition_deltas)
         system._cache[key] = jac
     return system._cache[key]

@@ -19,10 +19,10 @@ from sympy.printing.numpy import SciPyPrinter
 
 from . import _quadrature, _separable
 from . import _symbols as S
-from ._delta_conditioning import condition_deltas, jacobian_expressions
+from ._delta_conditioning import jacobian_expressions
 from ._expectation import as_expr
 from ._node import GaussianExpectation
-from ._safe_rewriting import numerically_safe
+from ._safe_rewriting import evaluation_form, logaddexp_as_elementary, numerically_safe
 
 __all__ = ["export_model", "scalar_function_source"]
 
@@ -32,7 +32,9 @@ def scalar_function_source(name, arg, expr, doc=""):
 
     The function evaluates one float and uses only ``math`` and builtins, so
     numba compiles it in nopython mode; common subexpressions are computed
-    once.  Heaviside steps print as conditional expressions with
+    once.  The expression is first put in overflow-free form
+    (:func:`~symlora._safe_rewriting.numerically_safe`): a sigmoid at
+    ``-1000`` is ``0.0``, not an ``OverflowError``.  Heaviside steps print as conditional expressions with
     ``H(0) = 1/2``.
 
     Parameters
@@ -73,6 +75,8 @@ def scalar_function_source(name, arg, expr, doc=""):
         raise ValueError(f"cannot compile {name}: free symbols other than {arg}: {expr.free_symbols - {arg}}")
     if expr.has(sp.DiracDelta) or expr.atoms(GaussianExpectation):
         raise ValueError(f"cannot compile {name} = {expr} pointwise (Dirac delta or unevaluated expectation)")
+    # the overflow-free form, in functions the math module has (no logaddexp there)
+    expr = logaddexp_as_elementary(numerically_safe(expr))
     printer = PythonCodePrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
     replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("_x"))
     lines = [f"def {name}({arg}):"]
@@ -88,8 +92,7 @@ def scalar_function_source(name, arg, expr, doc=""):
 
 def _function_source(name, args, exprs, doc):
     printer = SciPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
-    exprs = [condition_deltas(e) for e in exprs]
-    exprs = [numerically_safe(e) for e in exprs]
+    exprs = [evaluation_form(e) for e in exprs]
     # quadrature nodes first, outside the common-subexpression elimination
     nodes = sorted(set().union(*(e.atoms(GaussianExpectation) for e in exprs)), key=sp.default_sort_key)
     node_symbols = [sp.Symbol(f"_E{i}") for i in range(len(nodes))]

@@ -39,6 +39,7 @@ __all__ = [
     "CompiledODE",
     "coefficients_function",
     "tau_function",
+    "tau_error_bound",
     "export_model",
     "scalar_function_source",
     "condition_deltas",
@@ -56,6 +57,11 @@ def _dirac(*_):
 
 _MODULES = [NUMPY_NAMESPACE, {"Heaviside": _heaviside, "DiracDelta": _dirac}, "scipy", "numpy"]
 
+
+#: Rounding allowance of error bounds, in units in the last place of ``max(1, |value|)``.
+ROUNDING_ULPS = 16
+
+
 def _refined_expectation(func, cov, nodes=None, args=(), kinks=()):
     # the adaptive rule at a hundredfold tighter tolerance (kinks on breakpoints)
     return _quadrature.quadrature_expectation(func, cov, None, args, kinks, tol=_quadrature.DEFAULT_TOLERANCE / 100)
@@ -68,20 +74,37 @@ def _refined_separable(left, right, a, b, c, args=()):
     )
 
 
-_MODULES_REFINED = [{"_gauss_expectation": _refined_expectation, "_gauss_separable": _refined_separable}] + _MODULES[1:]
+def _expectation_with_error(func, cov, nodes=None, args=(), kinks=()):
+    # the default rule's own value and error bound, |I(2n) - I(n)| plus rounding
+    return _quadrature.quadrature_with_error(func, cov, args, kinks)
+
+
+def _separable_with_error(left, right, a, b, c, args=()):
+    # Mehler's series: value and bound (truncation + rule difference + rounding)
+    return _separable.separable_with_error(left, right, a, b, c, args)
+
+
+#: How generated code evaluates quadrature nodes: the default rules, the same with their error
+#: bounds (value, bound), or refined rules (the reference of CompiledODE.rhs_error).
+_NODE_MODULES = {
+    "default": _MODULES,
+    "with_error": [{"_gauss_expectation": _expectation_with_error, "_gauss_separable": _separable_with_error}]
+    + _MODULES[1:],
+    "refined": [{"_gauss_expectation": _refined_expectation, "_gauss_separable": _refined_separable}] + _MODULES[1:],
+}
 
 
 @functools.lru_cache(maxsize=256)
-def _lambdify(args: tuple, exprs: tuple, refined: bool = False):
-    return sp.lambdify(args, list(exprs), modules=_MODULES_REFINED if refined else _MODULES, cse=True)
+def _lambdify(args: tuple, exprs: tuple):
+    return sp.lambdify(args, list(exprs), modules=_MODULES, cse=True)
 
 
 @functools.lru_cache(maxsize=256)
-def _lambdify_plain(args: tuple, expr, refined: bool = False):
-    return sp.lambdify(args, expr, modules=_MODULES_REFINED if refined else _MODULES)
+def _lambdify_node(args: tuple, node, rule: str = "default"):
+    return sp.lambdify(args, node, modules=_NODE_MODULES[rule])
 
 
-def compile_expressions(args, exprs, name="generated", doc="", *, refined=False):
+def compile_expressions(args, exprs, name="generated", doc="", *, with_error=False):
     """Compile SymPy expressions into one vectorised numpy function.
 
     Parameters
@@ -92,16 +115,21 @@ def compile_expressions(args, exprs, name="generated", doc="", *, refined=False)
         Expressions in ``args`` (other free symbols are an error).
     name, doc : str
         Name and description for the generated docstring.
-    refined : bool
-        Evaluate quadrature nodes with the adaptive rule at a hundredfold
-        tighter tolerance: the reference against which the quadrature error
-        of the default rule is estimated.
+    with_error : bool
+        Also return a bound of the quadrature error of each value: every
+        :class:`~symlora.GaussianExpectation` node's own bound
+        (:func:`~symlora._quadrature.quadrature_with_error`) propagated to
+        first order, ``Σ_j |∂f/∂E_j| δE_j`` (second-order terms are of order
+        ``δE²``, far below double precision), plus an allowance for the
+        rounding of the evaluation, :data:`ROUNDING_ULPS` units in the last
+        place of ``max(1, |f|)``.
 
     Returns
     -------
     callable
         ``f(*arrays) -> numpy.ndarray`` of shape ``(len(exprs),) + broadcast
-        shape of the arguments``.
+        shape of the arguments``; with ``with_error``, ``f(*arrays) ->
+        (values, error_bounds)``, both of that shape.
 
     Raises
     ------
@@ -115,6 +143,12 @@ def compile_expressions(args, exprs, name="generated", doc="", *, refined=False)
     >>> f = compile_expressions([mu], [1 - mu, sp.Integer(1)], name="ab")
     >>> f([0.0, 0.5]).tolist()
     [[1.0, 0.5], [1.0, 1.0]]
+    >>> from symlora import GaussianExpectation
+    >>> t = sp.Symbol("t", real=True)
+    >>> node = GaussianExpectation(sp.Lambda(t, sp.tanh(t) ** 2), sp.ImmutableMatrix([[mu]]))
+    >>> values, bounds = compile_expressions([mu], [2 * node], with_error=True)(1.0)
+    >>> round(float(values[0]), 10), bool(0 < bounds[0] < 1e-12)  # 2 E[tanh(X)^2], X ~ N(0, 1)
+    (0.7885889808, True)
     """
     args = tuple(args)
     exprs = tuple(as_expr(e, "expression") for e in exprs)
@@ -132,33 +166,40 @@ def compile_expressions(args, exprs, name="generated", doc="", *, refined=False)
     placeholders = tuple(sp.Dummy(f"E{i}") for i in range(len(nodes)))
     plain = tuple(e.xreplace(dict(zip(nodes, placeholders))) for e in exprs)
     main = _lambdify(args + placeholders, plain)
-    node_functions = [_lambdify_plain(args, node, refined) for node in nodes]
-
-    def raw(*arrays):
-        node_values = [f(*arrays) for f in node_functions]
-        return main(*arrays, *node_values)
-
+    node_functions = [_lambdify_node(args, node, "with_error" if with_error else "default") for node in nodes]
     n = len(exprs)
+    if with_error and nodes:
+        slopes = _lambdify(args + placeholders, tuple(sp.diff(p, E) for p in plain for E in placeholders))
 
-    def generated(*values):
+    def evaluate(*values):
         if len(values) != len(args):
             raise TypeError(f"{name} takes {len(args)} arguments ({', '.join(map(str, args))}), got {len(values)}")
         arrays = [np.asarray(v, dtype=float) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays)) if arrays else ()
-        out = raw(*arrays)
+        node_values = [f(*arrays) for f in node_functions]
+        bounds = np.zeros((n,) + shape)
+        if with_error and nodes:
+            node_values, node_errors = zip(*node_values)
+            gradient = iter(slopes(*arrays, *node_values))
+            for i in range(n):
+                for error in node_errors:
+                    bounds[i] += np.abs(next(gradient)) * error
         result = np.empty((n,) + shape)
-        for i, value in enumerate(out):
+        for i, value in enumerate(main(*arrays, *node_values)):
             result[i] = value  # numpy broadcasts constants and partial shapes here
-        return result
+        if with_error:
+            bounds += ROUNDING_ULPS * np.finfo(float).eps * np.maximum(1.0, np.abs(result))
+        return (result, bounds) if with_error else result
 
-    generated.__name__ = name
-    generated.__doc__ = (
+    evaluate.__name__ = name
+    evaluate.__doc__ = (
         f"{doc}\n\nGenerated by symlora. Arguments, in order: {', '.join(map(str, args))} "
-        f"(arrays broadcast together).\nReturns an array of shape ({n},) + broadcast shape: "
+        f"(arrays broadcast together).\nReturns an array of shape ({n},) + broadcast shape"
+        + (" and a bound of its quadrature error (same shape): " if with_error else ": ")
         + ", ".join(sp.sstr(e)[:60] for e in exprs[:4])
         + (" ..." if n > 4 else "")
     )
-    return generated
+    return evaluate
 
 
 @dataclass(frozen=True)
@@ -197,23 +238,23 @@ class CompiledODE:
         return flat.reshape((n, n) + flat.shape[1:])
 
     def rhs_error(self, states, *parameters):
-        """Estimated quadrature error of :meth:`rhs`, same shape.
+        """A bound of the quadrature error of :meth:`rhs`, same shape.
 
-        ``|rhs - rhs_refined|`` with the refined rule (tolerance / 100):
-        for smooth integrands the default rule is then far more accurate
-        than this bound; across kinks (where quadrature converges only
-        algebraically) it is the right order of the error.  Exact systems
-        give zeros.
+        Each quadrature node's own error bound (the adaptive rule's
+        ``|I(2n) - I(n)|`` plus rounding) propagated to first order through
+        the right-hand side (``compile_expressions(..., with_error=True)``).
+        Exact systems give zeros.
         """
         states = np.asarray(states, dtype=float)
-        value = self.rhs(states, *parameters)
         if self.system.exact:
-            return np.zeros_like(value)
-        key = "compiled_refined"
+            return np.zeros_like(self.rhs(states, *parameters))
+        key = "compiled_with_error"
         if key not in self.system._cache:
             args = tuple(self.system.states) + tuple(self.system.parameters)
-            self.system._cache[key] = compile_expressions(args, self.system.rhs, name="rhs_refined", refined=True)
-        return np.abs(value - self.system._cache[key](*states, *parameters))
+            self.system._cache[key] = compile_expressions(args, self.system.rhs, name="rhs_with_error",
+                                                          with_error=True)
+        self.rhs(states, *parameters)  # the argument checks
+        return self.system._cache[key](*states, *parameters)[1]
 
 
 def compile_ode(system: ODESystem) -> CompiledODE:
@@ -230,14 +271,45 @@ def compile_ode(system: ODESystem) -> CompiledODE:
     return system._cache[key]
 
 
-def coefficients_function(model):
+def tau_error_bound(a, b, a_error, b_error):
+    r"""First-order bound of the error of ``τ(a, b)`` from bounds of the errors of ``a`` and ``b``.
+
+    .. math::
+
+        δτ = \Big|\frac{∂τ}{∂a}\Big| δa + \Big|\frac{∂τ}{∂b}\Big| δb,\qquad
+        \frac{∂τ}{∂a} = \frac{2}{a}\Big(\frac{1}{D} - τ\Big),\quad
+        \frac{∂τ}{∂b} = \frac{τ}{D},\quad D = \sqrt{b^2 + 4a^2};
+
+    ``inf`` where ``a = 0`` (``τ`` is infinite there).  Arrays broadcast.
+
+    Examples
+    --------
+    >>> float(tau_error_bound(1.0, 0.0, 0.0, 1e-6))  # tau = 1/|a| + b/(2a^2) + ...: dtau/db = 1/2
+    5e-07
+    """
+    from ._asymptotics import tau_from
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tau = np.asarray(tau_from(a, b))
+        disc = np.hypot(b, 2 * a)
+        bound = np.abs(2 / a * (1 / disc - tau)) * a_error + np.abs(tau / disc) * b_error
+    return np.where(a == 0, np.inf, bound)
+
+
+def coefficients_function(model, with_error=False):
     """``mu -> {"a", "b", "tau"}`` from generated code for ``model`` (cached).
 
     ``mu`` must be finite and ``>= 0``.  Where a closed form is singular at
     ``μ = 0`` (a removable ``0/0``), the value is the limit ``μ → 0+``,
-    evaluated at ``μ = 1e-9``.
+    evaluated at ``μ = 1e-9``.  With ``with_error`` the dictionary also
+    holds ``a_error_bound``, ``b_error_bound`` and ``tau_error_bound``:
+    quadrature error bounds (:func:`compile_expressions`, zero for closed
+    forms) plus, at a removable ``0/0``, the change of the value between
+    ``μ = 1e-9`` and ``2e-9`` (the error of taking the value at ``1e-9``
+    for the limit, for a function with a slope there).
     """
-    key = "coefficients_function"
+    key = ("coefficients_function", bool(with_error))
     if key in model._cache:
         return model._cache[key]
     lin = model.linearization()
@@ -250,7 +322,15 @@ def coefficients_function(model):
         raise ValueError(
             "a(mu), b(mu) depend on symbols left free in the model: " + ", ".join(sorted(map(str, extra)))
         )
-    compiled = compile_expressions(args, (lin.a, lin.b), name="coefficients", doc=f"a(mu), b(mu) of {model.name}")
+    compiled = compile_expressions(args, (lin.a, lin.b), name="coefficients", doc=f"a(mu), b(mu) of {model.name}",
+                                   with_error=with_error)
+
+    def evaluate(values):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # a removable 0/0 at mu = 0 is detected and replaced by the limit below; an
+            # overflow at huge mu is reported by the caller (LoRAModel.coefficients)
+            out = compiled(*values)
+        return out if with_error else (out, np.zeros_like(out))
 
     def coefficients(mu, mu_perp=None):
         mu = np.asarray(mu, dtype=float)
@@ -259,19 +339,25 @@ def coefficients_function(model):
         if np.any(mu < 0):
             raise ValueError("mu (pre-training strength) must be >= 0")
         values = (mu,) if len(args) == 1 else (mu, np.asarray(0.0 if mu_perp is None else mu_perp, dtype=float))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            # a removable 0/0 at mu = 0 is detected and replaced by the limit below; an
-            # overflow at huge mu is reported by the caller (LoRAModel.coefficients)
-            a, b = compiled(*values)
+        (a, b), errors = evaluate(values)
         bad = ~(np.isfinite(a) & np.isfinite(b))
-        if np.any(bad & (np.broadcast_to(mu, a.shape) == 0)):
-            near = tuple(np.where(np.broadcast_to(mu, a.shape) == 0, 1e-9, np.broadcast_to(v, a.shape)) for v in values)
-            a2, b2 = compiled(*near)
-            a = np.where(bad, a2, a)
-            b = np.where(bad, b2, b)
+        at_zero = np.broadcast_to(mu, a.shape) == 0
+        if np.any(bad & at_zero):
+            def near(h):
+                return tuple(np.where(at_zero, h, np.broadcast_to(v, a.shape)) for v in values)
+
+            (a2, b2), errors2 = evaluate(near(1e-9))
+            (a3, b3), _ = evaluate(near(2e-9))
+            a, b = np.where(bad, a2, a), np.where(bad, b2, b)
+            limit_error = np.stack([np.abs(a3 - a2), np.abs(b3 - b2)])
+            errors = np.where(bad, errors2 + limit_error, errors)
         from ._asymptotics import tau_from
 
-        return {"a": a, "b": b, "tau": np.asarray(tau_from(a, b))}
+        result = {"a": a, "b": b, "tau": np.asarray(tau_from(a, b))}
+        if with_error:
+            result.update(a_error_bound=errors[0], b_error_bound=errors[1],
+                          tau_error_bound=tau_error_bound(a, b, errors[0], errors[1]))
+        return result
 
     coefficients.__doc__ = f"a(mu), b(mu), tau(mu) of {model.name} (generated code; mu >= 0, arrays broadcast)."
     model._cache[key] = coefficients

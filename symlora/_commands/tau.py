@@ -53,10 +53,11 @@ def run(args) -> int:
                 f"at most {MAX_PRECISE} values, got {mu.size}"
             )
         rows = [lin.values(m) for m in mu]
-        values = {k: np.array([r[k] for r in rows]) for k in ("a", "b", "tau")}
+        values = {k: np.array([r[k] for r in rows]) for k in ("a", "b", "tau", "a_error", "b_error")}
     else:
         values = model.coefficients(mu, **point_keywords(args))
     a, b, tau = (np.asarray(values[k], dtype=float) for k in ("a", "b", "tau"))
+    bounds = error_bounds(model, values, mu, args)
     eta = float(model.lr)
     lambda_plus = np.where(np.isfinite(tau) & (tau != 0), 1.0 / tau, 0.0)
     payload = {
@@ -69,10 +70,39 @@ def run(args) -> int:
         "tau": tau,
         "lambda_plus": lambda_plus,
         "escape_slope": tau / (2 * eta),
+        **bounds,
     }
     table = {"mu": mu, "a": a, "b": b, "tau": tau, "tau/(2 eta)": tau / (2 * eta)}
+    if bounds["tau_error_bound"] is not None:
+        table["tau error bound"] = bounds["tau_error_bound"]
     kind = "exact closed form" if lin.exact else "numeric quadrature"
     emit(payload, args.format, table, extra_lines=[
         f"# {model.student.name} / {model.teacher.name}: a(mu), b(mu) by {kind}; tau in units of 1/eta"
     ])
     return 0
+
+
+def error_bounds(model, values, mu, args) -> dict:
+    """``a_error_bound``, ``b_error_bound``, ``tau_error_bound`` and a note saying what they are.
+
+    Null bounds for exact closed forms (only double-precision rounding);
+    otherwise the mpmath error estimates of ``--precise`` or the generated
+    code's quadrature bounds (:func:`symlora._codegen.coefficients_function`),
+    propagated to ``tau`` to first order.
+    """
+    from .._codegen import coefficients_function, tau_error_bound
+
+    if model.linearization().exact:
+        return {"a_error_bound": None, "b_error_bound": None, "tau_error_bound": None,
+                "error_bound_note": "exact closed forms: no quadrature, only double-precision rounding"}
+    if "a_error" in values:
+        a_error, b_error = values["a_error"], values["b_error"]
+        note = "error estimates of 30-digit adaptive mpmath quadrature, propagated to tau to first order"
+    else:
+        bounded = coefficients_function(model, with_error=True)(mu, **point_keywords(args))
+        a_error, b_error = bounded["a_error_bound"], bounded["b_error_bound"]
+        note = ("quadrature error bounds of the generated code (each node's |I(2n) - I(n)| plus rounding), "
+                "propagated to a, b and tau to first order")
+    tau_error = tau_error_bound(values["a"], values["b"], a_error, b_error)
+    return {"a_error_bound": np.asarray(a_error, dtype=float), "b_error_bound": np.asarray(b_error, dtype=float),
+            "tau_error_bound": np.asarray(tau_error, dtype=float), "error_bound_note": note}

@@ -148,7 +148,7 @@ def error_bounds(model):
     bounds = {
         "point": point,
         "ode": dict(zip(map(str, system.states), compiled.rhs(states, *parameters).tolist())),
-        "ode_error_bound": dict(zip(map(str, system.states), compiled.rhs_error(states, *parameters).tolist())),
+        "ode_error_bound": dict(zip(map(str, system.states), compiled.rhs_error_bound(states, *parameters).tolist())),
     }
     note = ("quadrature nodes E1, E2, ... are evaluated by adaptive Gauss-Legendre quadrature with kinks on "
             "breakpoints; each evaluation carries the bound |I(2n) - I(n)| plus rounding, propagated to first "

@@ -1,20 +1,25 @@
 """Benchmark: tau(mu) from generated code against the routes a user would write.
 
-Baselines (both with scipy.integrate.quad, split at 0):
+Baselines (``scipy.integrate.quad``, every integral split at the kink 0):
 
-* "Hermite k<=16": the route of the paper -- Mehler's formula at the fixed
-  point (lambda = mu nu, variance mu^2, correlation with nu equal to mu),
-  ``E[f(mu nu) g(nu)] = sum_k f_k^[mu^2] g_k^[1] / (k! mu^k)``, one ``quad``
-  per Hermite coefficient up to k = 16, summed;
-* "direct quad": one-dimensional ``quad`` of the integrals a(mu), b(mu) of
-  docs/theory.md section 4.
+* "Hermite k<=16": the paper's route.  At the fixed point ``λ = μν``
+  (variance ``μ²``, covariance ``μ`` with ``ν``), Mehler's formula
+  (docs/theory.md §3.4) gives ``E[f(μν) g(ν)] = Σ_k f_k^[μ²] g_k^[1] / (k! μ^k)``;
+  a(μ) and b(μ) of §4.2 are sums of four such series, truncated at k = 16,
+  each coefficient one ``quad``.  The teacher-side coefficients do not
+  depend on μ and are computed once per pair (their cost is included);
+* "direct quad": one one-dimensional ``quad`` per integral of a(μ), b(μ)
+  (docs/theory.md §4.2).
 
-Every route is compared with 30-digit values (mpmath quadrature of the same
-one-dimensional integrals, ``Linearization.values``).  Prints time per mu
-value, the ratio against the generated code and the largest relative error
-of each route.  Run: python benchmarks/bench_tau.py
+ReLU's ``σ'' = δ`` contributes ``(σ(0) - σ*(0)) / (μ sqrt(2π))`` to b in both
+baselines (the delta integrated by hand, as a careful user would).  Every
+route is compared with 30-digit values (``Linearization.values``: mpmath
+quadrature, or the closed forms at 30 digits).  Prints, per pair, the time
+per μ value, the ratio against the generated code and the largest relative
+error.  Run: python benchmarks/bench_tau.py [--quick]
 """
 
+import argparse
 import math
 import time
 
@@ -26,28 +31,21 @@ from scipy.special import expit
 from symlora import LoRAModel
 
 K = 16
-MU = np.linspace(0.05, 0.95, 200)
-SUBSET = MU[::20]  # the baselines are slow: timed and checked on 10 values
 
 
-def _sigmoid_pair():
-    def d1(x):
-        s = expit(x)
-        return s * (1 - s)
-
-    def d2(x):
-        s = expit(x)
-        return s * (1 - s) * (1 - 2 * s)
-
-    return expit, d1, d2
+def _sigmoid_derivative(x):
+    s = expit(x)
+    return s * (1 - s)
 
 
+#: student = teacher: (σ, σ', smooth part of σ'', weight of the δ in σ'' at 0)
 PAIRS = {
+    "x": (lambda x: x, lambda x: 1.0, lambda x: 0.0, 0.0),
     "erf": (sp_erf, lambda x: 2 / math.sqrt(math.pi) * math.exp(-x * x),
-            lambda x: -4 * x / math.sqrt(math.pi) * math.exp(-x * x)),
-    "tanh": (math.tanh, lambda x: 1 - math.tanh(x) ** 2,
-             lambda x: -2 * math.tanh(x) * (1 - math.tanh(x) ** 2)),
-    "sigmoid": _sigmoid_pair(),
+            lambda x: -4 * x / math.sqrt(math.pi) * math.exp(-x * x), 0.0),
+    "relu": (lambda x: max(x, 0.0), lambda x: float(x > 0), lambda x: 0.0, 1.0),
+    "tanh": (math.tanh, lambda x: 1 - math.tanh(x) ** 2, lambda x: -2 * math.tanh(x) * (1 - math.tanh(x) ** 2), 0.0),
+    "sigmoid": (expit, _sigmoid_derivative, lambda x: _sigmoid_derivative(x) * (1 - 2 * expit(x)), 0.0),
 }
 
 
@@ -59,58 +57,98 @@ def _gauss(f, q=1.0):
 
 
 def _coefficient(f, k, q):
-    he = lambda x: q ** (k / 2) * np.polynomial.hermite_e.hermeval(x / math.sqrt(q), [0] * k + [1])  # noqa: E731
-    return _gauss(lambda x: f(x) * he(x), q)
+    """f_k^[q] = E[f(X) He_k^[q](X)], X ~ N(0, q), He_k^[q](x) = q^(k/2) He_k(x/sqrt(q))."""
+    unit = [0] * k + [1]
+    return _gauss(lambda x: f(x) * q ** (k / 2) * np.polynomial.hermite_e.hermeval(x / math.sqrt(q), unit), q)
 
 
-def _mehler(f, g, mu):
+def _mehler(f, teacher_coefficients, mu):
     q = mu * mu
-    return sum(_coefficient(f, k, q) * _coefficient(g, k, 1.0) / (math.factorial(k) * mu**k) for k in range(K + 1))
+    return sum(_coefficient(f, k, q) * g_k / (math.factorial(k) * mu**k) for k, g_k in enumerate(teacher_coefficients))
 
 
 def _tau(a, b):
     return (b + math.sqrt(b * b + 4 * a * a)) / (2 * a * a)
 
 
-def hermite_tau(sigma, dsigma, d2sigma, mu):
-    a = -_mehler(lambda x: sigma(x) * dsigma(x), lambda y: y, mu) + _mehler(dsigma, lambda y: y * sigma(y), mu)
-    b = _mehler(lambda x: dsigma(x) ** 2 + sigma(x) * d2sigma(x), lambda y: 1.0, mu) - _mehler(d2sigma, sigma, mu)
-    return _tau(a, b)
+def _delta_term(sigma, jump, mu):
+    # E[(σ(μν) - σ*(ν)) jump δ(μν)] = jump (σ(0) - σ*(0)) φ(0) / μ
+    return jump * (sigma(0.0) - sigma(0.0)) / (mu * math.sqrt(2 * math.pi))
 
 
-def direct_tau(sigma, dsigma, d2sigma, mu):
-    a = -_gauss(lambda n: (sigma(mu * n) - sigma(n)) * dsigma(mu * n) * n)
-    b = _gauss(lambda n: dsigma(mu * n) ** 2 + (sigma(mu * n) - sigma(n)) * d2sigma(mu * n))
-    return _tau(a, b)
+def hermite_route(pair):
+    """tau(mu) by Hermite series truncated at k = K (teacher coefficients computed once)."""
+    sigma, dsigma, d2sigma, jump = pair
+    teacher = {
+        "y": [_coefficient(lambda y: y, k, 1.0) for k in range(K + 1)],
+        "y sigma": [_coefficient(lambda y: y * sigma(y), k, 1.0) for k in range(K + 1)],
+        "1": [_coefficient(lambda y: 1.0, k, 1.0) for k in range(K + 1)],
+        "sigma": [_coefficient(sigma, k, 1.0) for k in range(K + 1)],
+    }
+
+    def tau(mu):
+        a = -_mehler(lambda x: sigma(x) * dsigma(x), teacher["y"], mu) + _mehler(dsigma, teacher["y sigma"], mu)
+        b = (_mehler(lambda x: dsigma(x) ** 2 + sigma(x) * d2sigma(x), teacher["1"], mu)
+             - _mehler(d2sigma, teacher["sigma"], mu) + _delta_term(sigma, jump, mu))
+        return _tau(a, b)
+
+    return tau
 
 
-def _timed(func, values):
-    start = time.perf_counter()
-    out = np.array([func(m) for m in values])
-    return out, (time.perf_counter() - start) / len(values)
+def direct_route(pair):
+    """tau(mu) by one-dimensional quad of a(mu) and b(mu)."""
+    sigma, dsigma, d2sigma, jump = pair
+
+    def tau(mu):
+        a = -_gauss(lambda n: (sigma(mu * n) - sigma(n)) * dsigma(mu * n) * n)
+        b = _gauss(lambda n: dsigma(mu * n) ** 2 + (sigma(mu * n) - sigma(n)) * d2sigma(mu * n))
+        return _tau(a, b + _delta_term(sigma, jump, mu))
+
+    return tau
 
 
-def main():
-    print(f"tau(mu), mu in [{MU[0]}, {MU[-1]}]; generated code on {MU.size} values, baselines on {SUBSET.size}")
-    print("time per mu value; error = max relative error against 30-digit mpmath quadrature")
-    for name, funcs in PAIRS.items():
+def run(mu, subset, pairs=PAIRS, repeats=20, out=print):
+    """Time and check every route; returns ``{pair: {route: (seconds per mu, max relative error)}}``."""
+    out(f"tau(mu), mu in [{mu[0]:g}, {mu[-1]:g}]; generated code on {mu.size} values (vectorised), "
+        f"baselines on {subset.size}")
+    out("CPU time (process_time: robust on a shared machine) per mu value; "
+        "error = max relative error against 30-digit mpmath values at the baselines' mu")
+    results = {}
+    for name in pairs:
         model = LoRAModel(name)
         lin = model.linearization()
-        reference = np.array([lin.values(m, dps=30)["tau"] for m in SUBSET])
-        model.tau(MU)  # compile once (cached per model)
-        repeats = 20
-        start = time.perf_counter()
+        reference = np.array([lin.values(float(m), dps=30)["tau"] for m in subset])
+        model.tau(mu)  # compile once (cached per model)
+        start = time.process_time()
         for _ in range(repeats):
-            fast = model.tau(MU)
-        fast_time = (time.perf_counter() - start) / repeats / MU.size
-        fast_error = np.max(np.abs(fast[::20] / reference - 1))
-        hermite, hermite_time = _timed(lambda m: hermite_tau(*funcs, m), SUBSET)
-        direct, direct_time = _timed(lambda m: direct_tau(*funcs, m), SUBSET)
-        print(f"{name:8s} generated   {fast_time * 1e3:9.4f} ms  error {fast_error:.1e}")
-        for label, values, seconds in (("Hermite k<=16", hermite, hermite_time), ("direct quad", direct, direct_time)):
-            error = np.max(np.abs(values / reference - 1))
-            print(f"{'':8s} {label:13s} {seconds * 1e3:9.2f} ms  error {error:.1e}  "
-                  f"({seconds / fast_time:8.0f}x the generated code's time)")
+            fast = model.tau(mu)
+        fast_time = (time.process_time() - start) / repeats / mu.size
+        fast_error = float(np.max(np.abs(model.tau(subset) / reference - 1)))
+        results[name] = {"generated": (fast_time, fast_error)}
+        out(f"{name:8s} {'generated':13s} {fast_time * 1e3:10.4f} ms  error {fast_error:.1e}")
+        for label, route in (("Hermite k<=16", hermite_route), ("direct quad", direct_route)):
+            start = time.process_time()
+            tau = route(PAIRS[name])
+            values = np.array([tau(float(m)) for m in subset])
+            seconds = (time.process_time() - start) / subset.size
+            error = float(np.max(np.abs(values / reference - 1)))
+            results[name][label] = (seconds, error)
+            out(f"{'':8s} {label:13s} {seconds * 1e3:10.2f} ms  error {error:.1e}  "
+                f"({seconds / fast_time:9.3g}x the generated code's time)")
+    assert fast.shape == mu.shape
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 mu values, baselines on 2 of them")
+    args = parser.parse_args(argv)
+    if args.quick:
+        mu = np.linspace(0.05, 0.95, 20)
+        run(mu, mu[[2, 15]], repeats=3)
+    else:
+        mu = np.linspace(0.05, 0.95, 200)
+        run(mu, mu[::20])
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ definitions as two-dimensional Gaussian integrals over the pair (λ0, ν) with
 ``λ0 = 0`` (``conftest.mp_expect_on_line``).
 """
 
+import json
+
 import mpmath
 import numpy as np
 import pytest
@@ -184,6 +186,21 @@ def test_escape_law_general():
     assert LoRAModel("He2", pretraining="general").critical_mu((0, 1), mu_perp=sp.sqrt(3) / 3) == (0,)
     # off the critical points the general critical μ set is empty (a >= μ⊥ |b| > 0 away from b = 0)
     assert LoRAModel("relu", pretraining="general").critical_mu((0, 2), mu_perp=0.3) == ()
+
+
+def test_cli_law_general(capsys):
+    from symlora.cli import main
+
+    args = ["law", "--student", "x", "--pretraining", "general", "--mu-perp", "0.3", "--mu", "0.5,1"]
+    assert main([*args, "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["mu_perp"] == 0.3 and payload["critical_set"]["points"][0] == {
+        "mu": "1", "mu_perp": "0", "exact": True, "certified": True}
+    assert [law["kind"] for law in payload["laws"]] == ["log", "not derived"]
+    assert payload["laws"][0]["tau"] == pytest.approx((25 + 5 * 59**0.5) / 17, rel=1e-12)  # a² = 17/50, b = 1
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "general, mu_perp = 0.3" in text and "no escape" not in text
 
 
 def test_general_bad_input():

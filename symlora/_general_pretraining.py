@@ -150,7 +150,8 @@ def critical_mu_general(model, lo, hi, mu_perp):
     ``μ⊥ = 0``: the critical ``μ`` of :func:`aligned_model` (``α(μ, 0)`` is
     the aligned ``a(μ)``).  ``μ⊥ > 0``: common zeros of ``b`` and ``α``.  When both are
     polynomial (after clearing denominators) the common zeros are those of
-    their gcd, exact; otherwise the certified zeros of ``b``
+    their gcd, exact; for non-decreasing ``σ`` and ``σ*`` there are none
+    (``A_ν < 0``); otherwise the certified zeros of ``b``
     (:func:`symlora._roots.find_zeros`) at which ``α`` vanishes within its
     evaluation error, reported uncertified (two conditions at once cannot be
     certified by signs).
@@ -163,6 +164,8 @@ def critical_mu_general(model, lo, hi, mu_perp):
 
     if mu_perp == 0:
         return aligned_model(model).critical_mu((lo, hi))
+    if _monotone(model.student) and _monotone(model.teacher):
+        return CriticalMuRoots([])  # A_ν < 0 everywhere: α = -μ b - A_ν and b cannot vanish together
     c = general_coefficients(model)
     at = {S.mu_perp: mu_perp}
     alpha = c["alpha"].subs(at)
@@ -251,6 +254,8 @@ def _monotone(act) -> bool:
     """σ' >= 0 everywhere, not identically 0 (exactly decided by SymPy, else False)."""
     x = sp.Symbol("x", real=True)
     derivative = act.derivative_at(x)
+    if derivative == 0:
+        return False
     try:
         return bool(sp.ask(sp.Q.nonnegative(derivative))) or bool(
             sp.solveset(derivative < 0, x, sp.S.Reals) == sp.S.EmptySet)

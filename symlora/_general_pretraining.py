@@ -47,7 +47,7 @@ from ._expectation import is_exact
 from ._linearization import _high_precision, _simplify, tau_from
 
 __all__ = ["general_coefficients", "fixed_point_line", "critical_mu_general", "critical_set", "CriticalSet",
-           "CriticalPoint", "coupling_function", "aligned_model", "escape_law_general"]
+           "CriticalPoint", "coupling_function", "aligned_model", "escape_law_general", "critical_curve"]
 
 
 def _require_general(model):
@@ -350,6 +350,54 @@ def critical_set(model, mu_max=2, mu_perp_max=2) -> CriticalSet:
         return sp.Eq(sp.factor(num.xreplace(plain)), 0) if num is not None and num.free_symbols else None
 
     return CriticalSet(tuple(points), eq(num_a), eq(num_b), statement)
+
+
+def critical_curve(model, which, mu_perp_values, mu_max=2):
+    """Points of the curve ``α = 0`` or ``b = 0``: its zeros in ``μ ∈ [0, mu_max]`` at each given ``μ⊥``.
+
+    At each ``μ⊥`` the zeros of ``α(·, μ⊥)`` (or ``b``) by
+    :func:`symlora._roots.find_zeros`: exact when the numerator is a
+    polynomial in ``μ`` (then checked to be a zero of the expression itself,
+    not of a denominator too), certified brackets otherwise, located on a
+    grid from generated code.
+
+    Returns
+    -------
+    list of (sympy.Expr, CriticalMuRoots)
+        ``(μ⊥, zeros)`` per value.
+
+    Examples
+    --------
+    >>> from symlora import LoRAModel
+    >>> model = LoRAModel("He2", pretraining="general")
+    >>> [(mp, tuple(z)) for mp, z in critical_curve(model, "b", [0, 0.5])]
+    [(0, (sqrt(3)/3,)), (1/2, (sqrt(3)/6,))]
+    """
+    from ._roots import CriticalMuRoots, find_zeros
+    from ._validate import as_exact_number
+
+    if which not in ("alpha", "b"):
+        raise ValueError(f"which must be 'alpha' or 'b', got {which!r}")
+    c = general_coefficients(model)
+    mu_max = as_exact_number(mu_max, "mu_max", positive=True)
+    index = 0 if which == "alpha" else 2
+    grid = np.linspace(0.0, float(mu_max), 401)
+    out = []
+    for value in mu_perp_values:
+        mu_perp = as_exact_number(value, "mu_perp", nonnegative=True)
+        expr = c[which].subs(S.mu_perp, mu_perp)
+        numerator = _numerator(expr)
+        if numerator is not None:
+            roots = find_zeros(numerator, S.mu, 0, mu_max)
+            # a zero of the numerator only: keep it where the expression itself is 0 (not 0/0)
+            keep = [d for d in roots.details
+                    if abs(_high_precision(expr.subs(S.mu, d.value), 30)[0]) < 1e-20]
+            out.append((mu_perp, CriticalMuRoots(keep)))
+            continue
+        with np.errstate(all="ignore"):
+            values = coupling_function(model)(np.maximum(grid, 1e-12), float(mu_perp))[index]
+        out.append((mu_perp, find_zeros(expr, S.mu, 0, mu_max, np.broadcast_to(values, grid.shape))))
+    return out
 
 
 def tau_on_grid(model, mu, mu_perp):

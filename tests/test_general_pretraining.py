@@ -18,6 +18,7 @@ from conftest import assert_close, mp_erf, mp_expect_2d, mp_expect_on_line, mp_h
 from symlora import LoRAModel
 from symlora import _symbols as S
 from symlora._general_pretraining import (
+    critical_curve,
     critical_set,
     fixed_point_line,
     general_coefficients,
@@ -168,6 +169,20 @@ def test_critical_set():
     edge = [p for p in mixed.points if p.mu == 0]
     assert len(edge) == 1 and edge[0].certified
     assert float(edge[0].mu_perp) == pytest.approx(float(sp.sqrt(2 / sp.pi)), abs=1e-12)
+
+
+def test_critical_curves_exact_and_certified():
+    relu = LoRAModel("relu", pretraining="general")
+    # b = 0: exact points of the circle π(μ² + μ⊥²) = μ⊥
+    for mu_perp, zeros in critical_curve(relu, "b", [sp.Rational(1, 10), sp.Rational(3, 10)]):
+        (zero,) = zeros
+        assert zeros.exact and sp.simplify(sp.pi * (zero**2 + mu_perp**2) - mu_perp) == 0
+    # α = 0 (asin closed form): a certified bracket, and α vanishes there by the independent quadrature
+    ((mu_perp, zeros),) = critical_curve(relu, "alpha", [sp.Rational(1, 2)])
+    (detail,) = zeros.details
+    assert detail.certified and not detail.exact and detail.error <= 1e-13
+    alpha = _reference("relu", sp.Float(zeros[0], 20), mu_perp)[0]
+    assert abs(alpha) < 1e-10
 
 
 def test_escape_law_general():

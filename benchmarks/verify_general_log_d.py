@@ -1,10 +1,15 @@
 """Check the log d law of general pre-training (w0 = mu w* + mu_perp w_perp) against finite-d SGD.
 
-For ReLU at (mu, mu_perp) = (0.5, 0.3) and erf at (1.2, 0.7), runs the reduced
-SGD chain at d = 100, 600, 3600 (128 runs each, eta = 1, B = 1) and prints the
-fitted slope of the mean escape time (|m| first reaching 0.2) against log d
-next to the prediction tau/(2 eta) of the linearisation at the origin
-(docs/theory.md §4.6).  A few CPU minutes.
+For ReLU and erf at (mu, mu_perp) = (0.5, 0.3), runs the reduced SGD chain at
+d = 10^3, 10^4, 10^5 (128 runs each, eta = 1, B = 1) and prints the fitted
+slope of the mean escape time (|m| first reaching 0.5) against log d next to
+the prediction tau/(2 eta) of the linearisation at the origin
+(docs/theory.md §4.6).  About two CPU minutes per pair.
+
+The statistic |m| suits points where the escape carries m far (here the ODE
+ends at m = 0.86).  Where alpha/a is small it does not: for erf at
+(1.2, 0.7) the state escapes towards -w_perp, m peaks at 0.21 and turns back,
+so the first time |m| reaches 0.2 is not a log d law at all.
 
 Run: python benchmarks/verify_general_log_d.py [--runs N]
 """
@@ -16,8 +21,8 @@ import time
 from symlora import LoRAModel
 from symlora.simulate import escape_slope, simulate_sgd
 
-CASES = (("relu", 0.5, 0.3), ("erf", 1.2, 0.7))
-DS = (100, 600, 3600)
+CASES = (("relu", 0.5, 0.3), ("erf", 0.5, 0.3))
+DS = (1000, 10_000, 100_000)
 
 
 def main():
@@ -31,7 +36,7 @@ def main():
         # horizon: three times the predicted escape time at the largest d, plus a margin
         t_max = 3 * tau / 2 * math.log(DS[-1]) + 50
         runs = [simulate_sgd(model, mu, d, seeds=args.runs, seed=200 + i, method="reduced", mu_perp=mu_perp,
-                             threshold=0.2, t_max=t_max, progress=False) for i, d in enumerate(DS)]
+                             threshold=0.5, t_max=t_max, progress=False) for i, d in enumerate(DS)]
         fit = escape_slope(list(DS), runs)
         predicted = tau / 2
         print(f"{student} at (mu, mu_perp) = ({mu}, {mu_perp}): slope {fit.slope:.4f} ± {fit.slope_sem:.4f}, "

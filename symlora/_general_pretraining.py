@@ -422,9 +422,11 @@ def escape_law_general(model, mu, mu_perp):
     * ``a = sqrt(α² + β²) ≠ 0`` and ``α ≠ 0``: linear escape,
       ``t_esc ≈ (τ/(2η)) log d`` (asymptotic in ``d``, from the linearisation
       at the origin).  The escape direction ``(α, β, λ+)`` gives ``m`` the
-      fraction ``α/a`` of the escaped amplitude; the time for ``m`` to cross
-      a given threshold after that is an ``O(1)`` nonlinear correction not in
-      the law.
+      fraction ``α/a`` of the escaped amplitude; whether and when ``|m|``
+      then crosses a given threshold is decided by the nonlinear dynamics
+      (where ``α/a`` is small ``m`` can peak and turn back while ``v`` turns
+      towards ``±w⊥``).  Checked against SGD in
+      ``benchmarks/verify_general_log_d.py``.
     * ``α = 0``, ``β ≠ 0``: the linear instability moves ``v`` towards
       ``w⊥`` only (the adapter removes ``μ⊥ w⊥``) and ``m`` is not driven at
       linear order: the escape of ``m`` is not derived.
@@ -475,6 +477,7 @@ def escape_law_general(model, mu, mu_perp):
         "unstable eigenvector (α, β, λ+) of the linearisation at the origin grows from the random start "
         f"m, s ~ d^(-1/2) at the rate λ+ = 1/τ, τ = {sp.N(tau, 12)}, so the state leaves the fixed point after "
         "t ≈ (τ/η) log(1/m0) = (τ/(2η)) log d (asymptotic in d). The escape direction gives m the fraction "
-        f"α/a = {alpha / a:.6g} of the escaped amplitude (s: β/a = {beta / a:.6g}); the time for m to cross a "
-        "given threshold after that is an O(1) nonlinear correction not in the law.",
+        f"α/a = {alpha / a:.6g} of the escaped amplitude (s: β/a = {beta / a:.6g}). Whether and when |m| then "
+        "crosses a given threshold is decided by the nonlinear dynamics, not by this law: where α/a is small m "
+        "can peak and turn back while v turns towards ±w⊥ (erf at (1.2, 0.7): m peaks at 0.21).",
     )

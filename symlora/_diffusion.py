@@ -1,7 +1,7 @@
 r"""Diffusion of the summary statistics: the order-``1/d`` noise of one-pass SGD.
 
-One SGD step changes every statistic ``X_i`` (``m``, ``s``, ``u``; rank 2:
-``m_a``, ``u_a``, ``q12``) by
+One SGD step changes every statistic ``X_i`` (``m``, ``s``, ``u``; rank ``r``:
+``m_a``, ``s_a``, ``u_a``, ``q_ab``) by
 
 .. math::
 
@@ -10,16 +10,14 @@ One SGD step changes every statistic ``X_i`` (``m``, ``s``, ``u``; rank 2:
 
 with ``g = (σ(λ) - σ^*(ν) - \sqrt{Δ} ξ) σ'(λ)`` the per-sample derivative of
 the loss, ``L_i`` a linear form in the Gaussian fields and ``K_i`` a
-polynomial in the states:
-
-* ``u_a``: ``L = ζ_a``, ``K = 0`` (the gradient of ``u_a``);
-* an overlap ``v_a·z`` with a fixed unit ``z`` (``m = v·w*``, ``s = v·w⊥``):
-  ``L = u_a (z·x - (v_a·z) ζ_a)`` (the projected gradient) and
-  ``K = (v_a·z) u_a^2/2`` (renormalising ``v_a``: ``|δ|^2 = η^2 u^2 \sum_b g_b^2/(B^2 d)``
-  is of the same order ``1/d`` per step as the gradient term, so its
-  fluctuation is part of the noise);
-* ``q12 = v_1·v_2``: ``L = u_2 ζ_1 + u_1 ζ_2 - q (u_1 ζ_1 + u_2 ζ_2)``,
-  ``K = -(u_1 u_2 - q (u_1^2 + u_2^2)/2)``.
+polynomial in the states, both from
+:func:`symlora._statistics.increments` (the same forms the drift is built
+from): ``L = ζ_a``, ``K = 0`` for ``u_a``; ``L = u_a (z·x - (v_a·z) ζ_a)``,
+``K = (v_a·z) u_a^2/2`` for an overlap ``v_a·z`` with a fixed unit ``z``
+(``m_a``: ``w*``, ``s_a``: ``w⊥``; the renormalisation term is of the same
+order ``1/d`` per step as the gradient term, so its fluctuation is part of
+the noise); for ``q_ab`` the sum of the two overlap forms and
+``K = q (u_a^2 + u_b^2)/2 - u_a u_b``.
 
 The mean of ``-η h_i`` is the drift of :meth:`LoRAModel.ode` (checked in the
 tests); its covariance gives the diffusion matrix
@@ -41,11 +39,11 @@ import sympy as sp
 
 from . import _symbols as S
 from ._expectation import gaussian_expectation, is_exact
+from ._statistics import PERP, STAR, geometry, increments
 
 __all__ = ["derive_diffusion", "diffusion_at_fixed_point", "diffusion_pieces", "increment_mean"]
 
-#: Covariances of the Gaussian fields that are not already in ``_symbols``.
-_C, _C1, _C2, _RP = sp.symbols("C C1 C2 R_perp", real=True)
+_RP = sp.Symbol("R_perp", real=True)
 _XI = sp.Symbol("xi_label", real=True)
 
 
@@ -54,47 +52,38 @@ def field_values(model) -> dict:
     return _fields(model)[2]
 
 
+def _field_of(geo, direction):
+    """The Gaussian field ``direction·x`` and the symbol of its covariance with ``λ``."""
+    if direction == STAR:
+        return S.nu, S.R
+    if direction == PERP:
+        return S.xi_perp, _RP
+    suffix = "" if geo.rank == 1 else str(direction + 1)
+    return sp.Symbol(f"zeta{suffix}", real=True), sp.Symbol(f"C{suffix}", real=True)
+
+
 def _fields(model):
-    """Gaussian fields, their covariance (with symbols ``Q``, ``R``, ``C``...) and the values of those symbols."""
-    mu, mp = S.mu, S.mu_perp
-    overlaps = model.overlaps()
-    if model.rank == 2:
-        m1, m2, u1, u2, q = S.m1, S.m2, S.u1, S.u2, S.q12
-        fields = [S.lam, S.nu, S.zeta1, S.zeta2]
-        cov = [[S.Q, S.R, _C1, _C2], [S.R, 1, m1, m2], [_C1, m1, 1, q], [_C2, m2, q, 1]]
-        values = {_C1: mu * m1 + u1 + u2 * q, _C2: mu * m2 + u2 + u1 * q}
-    elif model.pretraining == "general":
-        m, s, u = S.m, S.s, S.u
-        fields = [S.lam, S.nu, S.xi_perp, S.zeta]
-        cov = [[S.Q, S.R, _RP, _C], [S.R, 1, 0, m], [_RP, 0, 1, s], [_C, m, s, 1]]
-        values = {_RP: mp + u * s, _C: mu * m + mp * s + u}
-    else:
-        m, u = S.m, S.u
-        fields = [S.lam, S.nu, S.zeta]
-        cov = [[S.Q, S.R, _C], [S.R, 1, m], [_C, m, 1]]
-        values = {_C: mu * m + u}
-    values.update(overlaps)
+    """Gaussian fields, their covariance (with symbols ``Q``, ``R``, ``C``...) and the values of those symbols.
+
+    Fields: ``λ``, ``ν`` (``w*``), ``ξ⊥`` (``w⊥``, general pre-training) and
+    ``ζ_a`` (``v_a``); covariances from the Gram matrix of the directions,
+    those with ``λ`` kept as symbols (``R``, ``R_perp``, ``C_a``).
+    """
+    geo = geometry(model.pretraining, model.rank)
+    pairs = [_field_of(geo, k) for k in geo.directions]
+    fields = [S.lam] + [field for field, _ in pairs]
+    cov = [[S.Q] + [symbol for _, symbol in pairs]]
+    cov += [[symbol] + [geo.gram(i, j) for j in geo.directions] for i, (_, symbol) in zip(geo.directions, pairs)]
+    values = {symbol: geo.with_w(k) for k, (_, symbol) in zip(geo.directions, pairs) if symbol != S.R}
+    values.update(model.overlaps())
     return fields, cov, values
 
 
 def _forms(model):
     """``{state: (L as {field: coefficient}, K)}`` of the module notes."""
-    if model.rank == 2:
-        m1, m2, u1, u2, q = S.m1, S.m2, S.u1, S.u2, S.q12
-        z1, z2, nu = S.zeta1, S.zeta2, S.nu
-        return {
-            m1: ({nu: u1, z1: -u1 * m1}, m1 * u1**2 / 2),
-            m2: ({nu: u2, z2: -u2 * m2}, m2 * u2**2 / 2),
-            u1: ({z1: sp.S.One}, sp.S.Zero),
-            u2: ({z2: sp.S.One}, sp.S.Zero),
-            q: ({z1: u2 - q * u1, z2: u1 - q * u2}, -(u1 * u2 - q * (u1**2 + u2**2) / 2)),
-        }
-    m, u = S.m, S.u
-    forms = {m: ({S.nu: u, S.zeta: -u * m}, m * u**2 / 2)}
-    if model.pretraining == "general":
-        forms[S.s] = ({S.xi_perp: u, S.zeta: -u * S.s}, S.s * u**2 / 2)
-    forms[u] = ({S.zeta: sp.S.One}, sp.S.Zero)
-    return {st: forms[st] for st in model.states}
+    geo = geometry(model.pretraining, model.rank)
+    return {state: ({_field_of(geo, k)[0]: c for k, c in L.items()}, K)
+            for state, (L, K) in increments(model.pretraining, model.rank).items()}
 
 
 def _label_average(expr):
@@ -163,8 +152,8 @@ def derive_diffusion(model, in_terms_of_QR: bool = False) -> sp.Matrix:
     ----------
     model : LoRAModel
     in_terms_of_QR : bool
-        Keep ``Q``, ``R`` and the cross-covariances ``C = Cov(λ, ζ)`` (rank 2:
-        ``C1``, ``C2``; general: also ``R_perp = Cov(λ, w⊥·x)``) as symbols.
+        Keep ``Q``, ``R`` and the cross-covariances ``C = Cov(λ, ζ)`` (rank ``r``:
+        ``C1 .. Cr``; general: also ``R_perp = Cov(λ, w⊥·x)``) as symbols.
 
     Returns
     -------

@@ -288,8 +288,11 @@ def escape_time(
         In ``(0, 1)``.
     t_max : float
         Horizon; members not escaped by then are ``"censored"`` with ``inf``.
-    observed : str
-        Name of the state that must escape (``"m"``; rank 2: ``"m1"``).
+    observed : str or tuple of str
+        Name of the state that must escape (``"m"``), or several names: the
+        escape statistic is then the largest of their absolute values (rank
+        ``r``: every ``m_a``, see :func:`escape_statistic`).  ``eps`` is the
+        initial value of the first of them.
     initial : dict, optional
         Other initial states (default 0).
     time_scale : array_like, optional
@@ -308,10 +311,11 @@ def escape_time(
     if not isinstance(method, str) or method not in _SOLVERS:
         raise ValueError(f"method must be one of {sorted(_SOLVERS)}, got {method!r}")
     names = [s.name for s in system.states]
-    if observed not in names:
-        raise ValueError(f"observed state {observed!r} is not one of {names}")
+    watched = (observed,) if isinstance(observed, str) else tuple(observed)
+    if not watched or any(not isinstance(name, str) or name not in names for name in watched):
+        raise ValueError(f"observed must name states among {names}, got {observed!r}")
     start = dict(initial or {})
-    start[observed] = eps_arr
+    start[watched[0]] = eps_arr
     compiled, y0, params, shape = _prepare(system, start, parameters)
     n, batch = y0.shape
     if time_scale is None:
@@ -321,7 +325,7 @@ def escape_time(
         if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
             raise ValueError("time_scale must be positive and finite")
     s_max = float(t_max) / scale  # per-member horizon in scaled time
-    index = names.index(observed)
+    index = np.array([names.index(name) for name in watched])
     active = np.ones(batch, dtype=bool)
     times = np.full(batch, np.inf)
     status = np.full(batch, "censored", dtype=object)
@@ -354,7 +358,7 @@ def escape_time(
             break
         y = solver.y.reshape(n, batch)
         out_of_time = active & (solver.t > s_max)
-        crossed = active & (np.abs(y[index]) >= threshold)
+        crossed = active & (np.max(np.abs(y[index]), axis=0) >= threshold)
         if not np.all(np.isfinite(y[:, active])):
             bad = active & ~np.all(np.isfinite(y), axis=0)
             status[bad] = "failed"
@@ -364,11 +368,11 @@ def escape_time(
             lo = np.full(crossed.sum(), t_old)
             hi = np.full(crossed.sum(), solver.t)
             members = np.flatnonzero(crossed)
-            rows = index * batch + members
+            rows = index[:, None] * batch + members
             for _ in range(60):
                 mid = 0.5 * (lo + hi)
                 values = dense(mid)[rows, np.arange(mid.size)]
-                above = np.abs(values) >= threshold
+                above = np.max(np.abs(values), axis=0) >= threshold
                 hi = np.where(above, mid, hi)
                 lo = np.where(above, lo, mid)
             times[members] = hi * scale[members]
@@ -430,27 +434,42 @@ def _parameter_values(model, mu, mu_perp, parameters):
     return values
 
 
-def integrate_model(model, mu, m0, u0, t_max, t_eval=None, *, mu_perp=0.0, s0=0.0, m2=0.0, u2=0.0, q12=0.0,
-                    parameters=None, **kwargs):
+def escape_statistic(model) -> tuple:
+    """Names of the states whose largest absolute value decides the escape: every ``m_a``.
+
+    At the random start the directions are orthogonal up to ``O(d^{-1/2})``
+    and every mode of the linearisation grows at the same rate ``1/τ``
+    (docs/theory.md §4), so the adapter escapes when its best-aligned
+    direction does: ``max_a |m_a|`` (``|m|`` at rank 1).  The statistic is
+    symmetric under permutations of the adapters.
+    """
+    from ._statistics import geometry
+
+    return tuple(m.name for m in geometry(model.pretraining, model.rank).m)
+
+
+def integrate_model(model, mu, m0, u0, t_max, t_eval=None, *, mu_perp=0.0, s0=0.0, initial=None, parameters=None,
+                    **kwargs):
     """Integrate ``model``'s ODE from ``(m0, u0)`` (batched over all array inputs).
 
-    Rank 2: ``m0, u0`` start the first direction; ``m2``, ``u2``, ``q12`` the
-    rest.  General pre-training: ``s0`` is the initial ``v·w⊥``.
+    ``m0``, ``u0`` (and ``s0``, general pre-training) start the first
+    direction (``m``, ``u``, ``s``; rank ``r``: ``m1``, ``u1``, ``s1``);
+    ``initial`` gives any other statistic by name (``{"m2": 1e-3,
+    "q12": 0.01}``); the rest start at 0.
 
     Returns
     -------
     IntegrationResult
         States keyed by name (``"m"``, ``"u"``, ...).
     """
+    from ._statistics import geometry
+
     system = model.ode_system()
-    if model.rank == 2:
-        initial = {"m1": m0, "u1": u0, "m2": m2, "u2": u2, "q12": q12}
-    elif model.pretraining == "general":
-        initial = {"m": m0, "s": s0, "u": u0}
-    else:
-        initial = {"m": m0, "u": u0}
+    geo = geometry(model.pretraining, model.rank)
+    start = {geo.m[0].name: m0, geo.u[0].name: u0, **({geo.s[0].name: s0} if geo.s else {})}
+    start.update(initial or {})
     values = _parameter_values(model, mu, mu_perp, parameters)
-    return integrate(system, initial, values, t_max, t_eval, **kwargs)
+    return integrate(system, start, values, t_max, t_eval, **kwargs)
 
 
 def default_horizon(model, mu, eps, threshold, mu_perp=0.0):
@@ -469,8 +488,10 @@ def escape_time_model(model, mu, eps, threshold=0.5, t_max=None, *, mu_perp=0.0,
     """Escape time of ``|m|`` to ``threshold`` from ``m0 = eps``, ``u0 = 0``.
 
     Batched over ``mu`` and ``eps`` (they broadcast).  Other states start
-    at 0 (rank 2: the second direction is idle, so this is the rank-1 escape;
-    general: ``s0 = 0``).  Default horizon: :func:`default_horizon`.
+    at 0 unless ``initial`` (a keyword, ``{name: value}``) says otherwise;
+    the escape statistic is :func:`escape_statistic` (rank ``r``: the largest
+    ``|m_a|``, starting from ``m1 = eps``; with the other directions idle
+    this is the rank-1 escape).  Default horizon: :func:`default_horizon`.
 
     Returns
     -------
@@ -480,7 +501,7 @@ def escape_time_model(model, mu, eps, threshold=0.5, t_max=None, *, mu_perp=0.0,
     values = _parameter_values(model, mu, mu_perp, parameters)
     if t_max is None:
         t_max = default_horizon(model, mu, eps_arr, threshold, mu_perp)
-    observed = "m1" if model.rank == 2 else "m"
+    observed = escape_statistic(model)
     if "time_scale" not in kwargs:
         tau = model.tau(mu) if model.pretraining == "aligned" else model.coefficients(mu, mu_perp)["tau"]
         eta = float(model.lr)

@@ -13,7 +13,7 @@ ReLU-type pairs; no Hermite series, so nothing is ill-conditioned at small
 ``μ`` and nothing is lost for activations of non-zero mean).  The unstable
 rate is ``λ_+ = (-b + sqrt(b² + 4a²))/2`` and ``τ = 1/λ_+``.
 
-General pre-training (``w0 = μ w* + μ⊥ w⊥``) and rank 2 use the same
+General pre-training (``w0 = μ w* + μ⊥ w⊥``) and rank ``r`` use the same
 integrals at the fixed-point covariance; see :func:`linearize`.  This module
 also holds the local expansion of the ODE around the fixed point
 (:func:`ode_series`) and the high-precision evaluation of ``a`` and ``b``
@@ -260,6 +260,34 @@ def _direct_ab(student, teacher, mu_expr, extra=None):
     return _simplify(a), _simplify(b)
 
 
+#: Eigenvalue variable of the Gram matrix of the LoRA directions.
+_KAPPA = sp.Symbol("kappa")
+
+
+def _rank_r_jacobian(model, alpha, beta, b):
+    """Jacobian ``η [[0, 0, αI], [0, 0, βI], [αI, βI, -bK]]`` at the fixed point, the fixed point and ``K``.
+
+    ``beta`` is ``None`` for aligned pre-training (no ``s`` statistics).
+    """
+    from ._statistics import geometry
+
+    geo = geometry(model.pretraining, model.rank)
+    states = geo.states
+    index = {state: i for i, state in enumerate(states)}
+    r = geo.rank
+    gram = sp.Matrix(r, r, lambda i, j: geo.gram(int(i), int(j)))
+    jac = sp.zeros(len(states), len(states))
+    for a in range(r):
+        u_row = index[geo.u[a]]
+        for overlaps, coupling in ((geo.m, alpha), (geo.s, beta)):
+            if overlaps:
+                jac[index[overlaps[a]], u_row] = jac[u_row, index[overlaps[a]]] = coupling
+        for c in range(r):
+            jac[u_row, index[geo.u[c]]] = -b * gram[a, c]
+    fixed = {state: 0 for state in geo.m + geo.s + geo.u}
+    return model.lr * jac, fixed, gram
+
+
 def linearize(model) -> Linearization:
     r"""Linearise ``model``'s ODE at the uninformative fixed point.
 
@@ -273,14 +301,19 @@ def linearize(model) -> Linearization:
     ``η [[0, 0, α], [0, 0, β], [α, β, -A_λ]]``, whose unstable eigenvalue is
     that of the rank-1 formula with ``b = A_λ`` and ``a = sqrt(α² + β²)``.
 
-    *Rank 2* (aligned): the fixed point is ``m_a = u_a = 0`` for any
-    ``q12 = q``; the ``(m1, m2, u1, u2)`` block is ``η [[0, aI], [aI, -bK]]``
-    with ``K = [[1, q], [q, 1]]`` (eigenvalues ``1 ± q``).  ``tau`` is the
-    rank-1 value, the fastest mode at the random start ``q = 0``;
-    ``tau_q`` is ``τ`` of the fastest mode at overlap ``q`` and
-    ``tau_fastest`` its minimum over ``|q| <= 1`` (``1/|a|`` when
-    ``b >= 0``): see :func:`fastest_unstable_rate`.  The Jacobian keeps
-    ``q12`` symbolic.
+    *Rank r* (either pre-training): the fixed point is ``m_a = s_a = u_a = 0``
+    for any overlaps ``q_ab`` of the directions.  With ``K`` the Gram matrix
+    (``K_aa = 1``, ``K_ab = q_ab``) the Jacobian is, in the order ``(m, s, u)``,
+    ``η [[0, 0, αI], [0, 0, βI], [αI, βI, -bK]]`` (aligned: ``α = a``, no
+    ``s`` block), zero in the ``q`` rows.  It splits along the eigenvectors
+    of ``K`` into the rank-1 blocks with ``b`` replaced by ``b k`` (``k`` an
+    eigenvalue of ``K``).  ``tau`` is the rank-1 value, the rate of every mode
+    at the random start ``K = I`` (the directions start orthogonal up to
+    ``O(d^{-1/2})``); ``tau_q`` is ``τ`` of the fastest mode as a function of
+    the ``q_ab`` (``None`` when SymPy cannot write the spectrum of ``K`` in
+    radicals, ``r >= 5``) and ``tau_fastest`` its minimum over every reachable
+    ``K`` (``1/|a|`` when ``b >= 0``): see :func:`fastest_unstable_rate`.
+    The Jacobian keeps the ``q_ab`` symbolic.
     """
     eta = model.lr
     mu = S.mu
@@ -298,25 +331,10 @@ def linearize(model) -> Linearization:
         beta = _simplify(-S.mu_perp * A_lam)
         b = A_lam
         a = sp.sqrt(alpha**2 + beta**2)
-        jac = eta * sp.Matrix([[0, 0, alpha], [0, 0, beta], [alpha, beta, -b]])
-        fixed = {S.m: 0, S.s: 0, S.u: 0}
     else:
         a, b = _direct_ab(model.student, model.teacher, mu)
-        if model.rank == 2:
-            q = S.q12
-            jac = eta * sp.Matrix(
-                [
-                    [0, 0, a, 0, 0],
-                    [0, 0, 0, a, 0],
-                    [a, 0, -b, -b * q, 0],
-                    [0, a, -b * q, -b, 0],
-                    [0, 0, 0, 0, 0],
-                ]
-            )
-            fixed = {S.m1: 0, S.m2: 0, S.u1: 0, S.u2: 0}
-        else:
-            jac = eta * sp.Matrix([[0, a], [a, -b]])
-            fixed = {S.m: 0, S.u: 0}
+        alpha, beta = a, None
+    jac, fixed, gram = _rank_r_jacobian(model, alpha, beta, b)
     disc = sp.sqrt(b**2 + 4 * a**2)
     tau = (b + disc) / (2 * a**2)
     # simplify short closed forms only: for erf-type pairs simplify() spends a
@@ -324,10 +342,11 @@ def linearize(model) -> Linearization:
     if is_exact(a) and is_exact(b) and sp.count_ops(tau) <= 40:
         tau = _simplify(tau)
     tau_q = tau_fastest = None
-    if model.rank >= 2:
-        r = model.rank
-        tau_q = 1 / fastest_unstable_rate(a, b, [1 - S.q12, 1 + S.q12])
-        tau_fastest = 1 / fastest_unstable_rate(a, b, [0, r])
+    if gram.rows >= 2:
+        spectrum = sp.roots(gram.charpoly(_KAPPA).as_expr(), _KAPPA, multiple=True)
+        if len(spectrum) == gram.rows:
+            tau_q = 1 / fastest_unstable_rate(a, b, spectrum)
+        tau_fastest = 1 / fastest_unstable_rate(a, b, [0, gram.rows])
     return Linearization(
         a=a,
         b=b,
@@ -366,8 +385,7 @@ def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 
 
     if S.mu_perp in system.parameters:
         point[S.mu_perp] = as_exact_number(mu_perp, "mu_perp", nonnegative=True)
-    if S.q12 in point:
-        point[S.q12] = 0
+    point.update({q: 0 for q in _overlaps_of_directions(model)})
     point[S.mu] = as_exact_number(mu_value, "mu", nonnegative=True)
     out = np.empty(jac.shape)
     for i in range(jac.shape[0]):
@@ -375,6 +393,13 @@ def ode_jacobian_at_fixed_point(model, mu_value, dps: int = 40, offset: float = 
             entry = jac[i, j].subs(point)
             out[i, j] = evaluate_with_error(entry)[0] if not is_exact(entry) else float(sp.N(entry, dps))
     return out
+
+
+def _overlaps_of_directions(model) -> tuple:
+    """The ``q_ab`` statistics of ``model`` (none at rank 1)."""
+    from ._statistics import geometry
+
+    return tuple(geometry(model.pretraining, model.rank).q.values())
 
 
 def ode_series(model, order: int) -> dict:
@@ -395,9 +420,8 @@ def ode_series(model, order: int) -> dict:
     """
     eps = sp.Symbol("epsilon", positive=True)
     states = model.states
-    scaled = {st: eps * st for st in states}
-    if S.q12 in states:
-        scaled[S.q12] = S.q12  # q12 is not small at the fixed point
+    # the overlaps q_ab of the directions are not small at the fixed point
+    scaled = {st: st if st in _overlaps_of_directions(model) else eps * st for st in states}
     out = {}
     # the Q, R form expands cleanly (the stable atan2 form is for numerics)
     overlaps = model.overlaps()

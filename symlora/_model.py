@@ -63,8 +63,8 @@ class LoRAModel:
         ``σ*``; ``None`` means the same as the student.
     pretraining : {"aligned", "general"}
         ``w0 = μ w*`` or ``w0 = μ w* + μ⊥ w⊥`` (§2.3).
-    rank : {1, 2}
-        LoRA rank (rank 2 with aligned pre-training).
+    rank : int
+        LoRA rank ``r``, from 1 to 8: ``w = w0 + Σ_a u_a v_a``.
     lr : number or sympy.Symbol
         ``η``; the SGD learning rate is ``η/d`` (§1.4).
     batch : positive integer or sympy.Symbol
@@ -77,7 +77,7 @@ class LoRAModel:
     TypeError
         A parameter of the wrong type (text for ``lr``, a float ``rank``, ...).
     ValueError
-        An unknown activation or pre-training kind, a rank other than 1 or 2,
+        An unknown activation or pre-training kind, a rank outside ``[1, 8]``,
         a non-positive ``lr`` or ``batch``, a negative ``noise``, or a student
         whose derivative is a Dirac delta (``sign``).
 
@@ -104,12 +104,7 @@ class LoRAModel:
         teacher = student if teacher is None else activation(teacher)
         if not isinstance(pretraining, str) or pretraining not in _PRETRAINING:
             raise ValueError(f"pretraining must be one of {_PRETRAINING}, got {pretraining!r}")
-        if isinstance(rank, bool) or not isinstance(rank, int):
-            raise TypeError(f"rank must be an integer, got {rank!r}")
-        if rank not in (1, 2):
-            raise ValueError(f"rank must be 1 or 2, got {rank}")
-        if rank == 2 and pretraining != "aligned":
-            raise ValueError("rank 2 is derived for aligned pre-training only")
+        rank = _statistics.check_rank(rank)
         object.__setattr__(self, "student", student)
         object.__setattr__(self, "teacher", teacher)
         object.__setattr__(self, "pretraining", pretraining)

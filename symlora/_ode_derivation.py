@@ -31,7 +31,7 @@ import sympy as sp
 
 from . import _symbols as S
 from ._expectation import gaussian_expectation
-from ._statistics import orthogonal_norm2, overlaps
+from ._statistics import STAR, geometry, increments, orthogonal_norm2, overlaps
 
 __all__ = ["EXPECTATION_SYMBOLS", "drift_expectations", "ode_structure", "assemble_ode", "stable_form"]
 
@@ -64,6 +64,18 @@ def drift_expectations(student, teacher) -> dict:
 def ode_structure(pretraining: str, rank: int, lr, batch) -> dict:
     r"""Right-hand sides ``{state: d state/dt}`` in the symbols ``A_lambda``, ``A_nu``, ``G2``.
 
+    One formula for every pre-training kind and rank: the mean of the
+    increments of :func:`symlora._statistics.increments`,
+
+    .. math::
+
+        \dot X = -η \sum_k c_k \left((w·k) A_λ + (w^*·k) A_ν\right) - \frac{η^2}{B} K\, G_2,
+
+    where ``L = Σ_k c_k k`` and Stein's lemma gives
+    ``E[G k·x] = Cov(k·x, λ) A_λ + Cov(k·x, ν) A_ν``.  The coefficients of
+    ``A_λ`` and ``A_ν`` are polynomials in the statistics, expanded (so that
+    ``u_a m_a - m_a u_a`` cancels) and written with common factors pulled out.
+
     Notes
     -----
     Aligned, rank 1 (``C = Cov(λ, ζ) = μm + u``):
@@ -72,39 +84,21 @@ def ode_structure(pretraining: str, rank: int, lr, batch) -> dict:
 
         \dot u = -η (C A_λ + m A_ν),\qquad
         \dot m = -η u (1 - m^2)(μ A_λ + A_ν) - \frac{η^2}{2B} u^2 m\, G_2 .
+
+    Rank ``r``: ``C_a = w·v_a = μ m_a + μ⊥ s_a + u_a + Σ_{b≠a} u_b q_ab``,
+    ``\dot u_a = -η (C_a A_λ + m_a A_ν)``;
+    ``\dot m_a = -η u_a [w·(w^* - m_a v_a) A_λ + (1 - m_a^2) A_ν] - \frac{η^2}{2B} u_a^2 m_a G_2``
+    (``s_a`` likewise with ``w⊥``); ``\dot q_{ab}`` is the sum of the two
+    overlap rates plus ``(η^2/B) u_a u_b G_2`` from the product of the two steps.
     """
     Al, An, G2 = EXPECTATION_SYMBOLS
-    eta, B = lr, batch
-    mu, mp = S.mu, S.mu_perp
-    drag = eta**2 / (2 * B) * G2  # renormalising v after a step of norm ~ d lr^2 (theory §3.2)
+    geo = geometry(pretraining, rank)
     rhs = {}
-    if rank == 2:
-        m1, m2, u1, u2, q = S.m1, S.m2, S.u1, S.u2, S.q12
-        C1 = mu * m1 + u1 + u2 * q
-        C2 = mu * m2 + u2 + u1 * q
-        Gz1 = C1 * Al + m1 * An
-        Gz2 = C2 * Al + m2 * An
-        Gnu = (mu + u1 * m1 + u2 * m2) * Al + An
-        rhs[m1] = -eta * u1 * (Gnu - m1 * Gz1) - drag * u1**2 * m1
-        rhs[m2] = -eta * u2 * (Gnu - m2 * Gz2) - drag * u2**2 * m2
-        rhs[u1] = -eta * Gz1
-        rhs[u2] = -eta * Gz2
-        rhs[q] = -eta * (u2 * Gz1 + u1 * Gz2 - q * (u1 * Gz1 + u2 * Gz2)) + 2 * drag * (
-            u1 * u2 - q * (u1**2 + u2**2) / 2
-        )
-    elif pretraining == "general":
-        m, s, u = S.m, S.s, S.u
-        C = mu * m + mp * s + u
-        Gz = C * Al + m * An
-        Gnu = (mu + u * m) * Al + An
-        Gperp = (mp + u * s) * Al
-        rhs[m] = -eta * u * (Gnu - m * Gz) - drag * u**2 * m
-        rhs[s] = -eta * u * (Gperp - s * Gz) - drag * u**2 * s
-        rhs[u] = -eta * Gz
-    else:
-        m, u = S.m, S.u
-        rhs[m] = -eta * u * (1 - m**2) * (mu * Al + An) - drag * u**2 * m
-        rhs[u] = -eta * ((mu * m + u) * Al + m * An)
+    for state, (L, K) in increments(pretraining, rank).items():
+        with_lambda = sp.factor_terms(sp.expand(sp.Add(*[c * geo.with_w(k) for k, c in L.items()])))
+        with_nu = sp.factor_terms(sp.expand(sp.Add(*[c * geo.gram(STAR, k) for k, c in L.items()])))
+        # renormalising v after a step of norm ~ d lr^2 (theory §3.2)
+        rhs[state] = -lr * (with_lambda * Al + with_nu * An) - lr**2 / batch * K * G2
     return rhs
 
 

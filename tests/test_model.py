@@ -246,12 +246,11 @@ def test_ode_is_frozen_on_u_zero_at_critical_mu():
 def test_bad_model_input():
     with pytest.raises(ValueError, match="pretraining"):
         LoRAModel("x", pretraining="weird")
-    with pytest.raises(ValueError, match="rank"):
-        LoRAModel("x", rank=3)
+    for rank in (0, 9, -1):
+        with pytest.raises(ValueError, match="rank"):
+            LoRAModel("x", rank=rank)
     with pytest.raises(TypeError, match="rank"):
         LoRAModel("x", rank=1.5)
-    with pytest.raises(ValueError, match="rank 2"):
-        LoRAModel("x", rank=2, pretraining="general")
     with pytest.raises(ValueError, match="lr"):
         LoRAModel("x", lr=-1)
     with pytest.raises(ValueError, match="batch"):

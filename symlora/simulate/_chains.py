@@ -16,15 +16,17 @@ share the bookkeeping:
 * ``records[i]`` receives the statistics at step ``i * record_every`` for
   every record up to the step the run stopped at; ``final`` receives them
   at that step.  The caller freezes later records at ``final``.
-* The run stops at its escape (``|m| >= threshold``; rank 2: ``|m1|``) when
+* The run stops at its escape (``max_a |m_a| >= threshold``) when
   ``stop_at_escape``, at the horizon, or when its state stops being finite
   (divergence: a blown-up run is not a censored one).
 * The return value is ``(escape_step, diverge_step, stop_step)`` with ``-1``
   for an event that did not happen.
 
-Statistics, in order: rank 1 ``m, u, v_norm`` (general pre-training
-``m, s, u, v_norm``); rank 2 ``m1, m2, u1, u2, q12, v_norm`` (``v_norm``:
-of ``|v_1|``, ``|v_2|`` the one farther from 1).
+Statistics, in the order of the model's states (:mod:`symlora._statistics`):
+``m_1 .. m_r``, (general pre-training) ``s_1 .. s_r``, ``u_1 .. u_r``, the
+``q_ab`` for ``a < b`` in lexicographic order, then ``v_norm`` (of the
+``|v_a|`` the one farthest from 1).  Every loop runs over the ``r``
+directions: no rank has code of its own.
 """
 
 import math
@@ -32,24 +34,32 @@ import math
 import numpy as np
 
 
-def _write_statistics(out, m, s, u, m2, u2, q12, norm1, norm2, r, general):
-    """Store one record in the order documented in the module notes."""
-    if r == 2:
-        out[0] = m
-        out[1] = m2
-        out[2] = u
-        out[3] = u2
-        out[4] = q12
-        out[5] = norm1 if abs(norm1 - 1.0) >= abs(norm2 - 1.0) else norm2
-    elif general:
-        out[0] = m
-        out[1] = s
-        out[2] = u
-        out[3] = norm1
-    else:
-        out[0] = m
-        out[1] = u
-        out[2] = norm1
+def _write_statistics(out, M, S, U, G, norms, r, general):
+    """Store one record in the order documented in the module notes.
+
+    ``M``, ``S``, ``U``: per direction ``v_a·w*``, ``v_a·w⊥``, ``u_a``;
+    ``G``: the Gram matrix ``v_a·v_b``; ``norms``: ``|v_a|``.
+    """
+    k = 0
+    for a in range(r):
+        out[k] = M[a]
+        k += 1
+    if general:
+        for a in range(r):
+            out[k] = S[a]
+            k += 1
+    for a in range(r):
+        out[k] = U[a]
+        k += 1
+    for a in range(r):
+        for b in range(a + 1, r):
+            out[k] = G[a, b]
+            k += 1
+    worst = 1.0
+    for a in range(r):
+        if abs(norms[a] - 1.0) >= abs(worst - 1.0):
+            worst = norms[a]
+    out[k] = worst
 
 
 def _gradient_factor(lam, nu, noise):
@@ -88,14 +98,26 @@ def _chi_square(rng, dof, shape_third, inv_sqrt):
 
 
 def _reduced_statistics(C, U, r, F, general, out):
-    norm1 = math.sqrt(np.sum(C[0] * C[0]))
-    if r == 2:
-        norm2 = math.sqrt(np.sum(C[1] * C[1]))
-        q12 = np.sum(C[0] * C[1])
-        _write_statistics(out, C[0, 0], 0.0, U[0], C[1, 0], U[1], q12, norm1, norm2, r, general)
-    else:
-        s = C[0, 1] if general else 0.0
-        _write_statistics(out, C[0, 0], s, U[0], 0.0, 0.0, 0.0, norm1, 1.0, r, general)
+    k = C.shape[1]
+    G = np.empty((r, r))
+    for a in range(r):
+        for b in range(r):
+            acc = 0.0
+            for j in range(k):
+                acc += C[a, j] * C[b, j]
+            G[a, b] = acc
+    norms = np.empty(r)
+    for a in range(r):
+        norms[a] = math.sqrt(G[a, a])
+    _write_statistics(out, C[:, 0], C[:, 1] if general else C[:, 0], U, G, norms, r, general)
+
+
+def _largest_overlap(C, r):
+    """``max_a |m_a|``: the escape statistic (the best-aligned direction escapes first)."""
+    largest = 0.0
+    for a in range(r):
+        largest = max(largest, abs(C[a, 0]))
+    return largest
 
 
 def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold, m0, has_m0, horizon,
@@ -124,11 +146,14 @@ def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold
             C[a, j] = rng.standard_normal()
         if has_m0:
             C[a, 0] = 0.0
+    # (Bartlett: the Cholesky factor of a Gaussian r x hidden matrix's Gram has
+    # chi diagonal entries with hidden, hidden - 1, ... degrees of freedom and
+    # standard normal entries below the diagonal)
     hidden = d - F
-    C[0, F] = math.sqrt(rng.chisquare(hidden))
-    if r == 2:
-        C[1, F] = rng.standard_normal()
-        C[1, F + 1] = math.sqrt(rng.chisquare(hidden - 1)) if hidden > 1 else 0.0
+    for a in range(r):
+        for j in range(a):
+            C[a, F + j] = rng.standard_normal()
+        C[a, F + a] = math.sqrt(rng.chisquare(hidden - a)) if hidden > a else 0.0
     for a in range(r):
         norm = math.sqrt(np.sum(C[a] * C[a]))
         for j in range(k):
@@ -144,6 +169,7 @@ def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold
     g = np.empty(B)
     gy = np.empty(k)
     new = np.empty((r, k + 1))
+    L = np.zeros((r, r))
     escape_step = -1
     diverge_step = -1
     step = 0
@@ -194,17 +220,20 @@ def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold
                 C[a, j] = new[a, j]
         # re-express the moving parts (r + 1 coordinates) in a new lower-triangular r-frame
         # (Cholesky of their Gram matrix); the direction left over rejoins the isotropic rest
-        p0 = new[0, F]
-        p1 = new[0, F + 1]
-        p2 = new[0, F + 2] if r == 2 else 0.0
-        l11 = math.sqrt(p0 * p0 + p1 * p1 + p2 * p2)
-        C[0, F] = l11
-        if r == 2:
-            q0, q1, q2 = new[1, F], new[1, F + 1], new[1, F + 2]
-            l21 = (p0 * q0 + p1 * q1 + p2 * q2) / l11
-            C[0, F + 1] = 0.0
-            C[1, F] = l21
-            C[1, F + 1] = math.sqrt(max(q0 * q0 + q1 * q1 + q2 * q2 - l21 * l21, 0.0))
+        for a in range(r):
+            for b in range(a + 1):
+                acc = 0.0
+                for j in range(F, k + 1):
+                    acc += new[a, j] * new[b, j]
+                for c in range(b):
+                    acc -= L[a, c] * L[b, c]
+                if a == b:
+                    L[a, a] = math.sqrt(max(acc, 0.0))
+                else:
+                    L[a, b] = acc / L[b, b] if L[b, b] > 0.0 else 0.0
+        for a in range(r):
+            for b in range(r):
+                C[a, F + b] = L[a, b] if b <= a else 0.0
         step += 1
         # one test per direction: a sum is finite only if every term is (inf - inf is nan)
         finite = True
@@ -214,7 +243,7 @@ def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold
         if not finite:
             diverge_step = step
             break
-        if escape_step < 0 and abs(C[0, 0]) >= threshold:
+        if escape_step < 0 and _largest_overlap(C, r) >= threshold:
             escape_step = step
             if stop_at_escape:
                 break
@@ -229,23 +258,22 @@ def run_reduced(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold
 
 
 def _full_statistics(W, alpha, U, r, general, out):
-    inv0 = 1.0 / alpha[0]
-    norm1 = 0.0
-    for i in range(W.shape[1]):
-        norm1 += (W[0, i] * inv0) ** 2
-    norm1 = math.sqrt(norm1)
-    if r == 2:
-        inv1 = 1.0 / alpha[1]
-        norm2 = 0.0
-        q12 = 0.0
-        for i in range(W.shape[1]):
-            norm2 += (W[1, i] * inv1) ** 2
-            q12 += (W[0, i] * inv0) * (W[1, i] * inv1)
-        _write_statistics(out, W[0, 0] * inv0, 0.0, U[0], W[1, 0] * inv1, U[1], q12, norm1, math.sqrt(norm2),
-                          r, general)
-    else:
-        s = W[0, 1] * inv0 if general else 0.0
-        _write_statistics(out, W[0, 0] * inv0, s, U[0], 0.0, 0.0, 0.0, norm1, 1.0, r, general)
+    G = np.empty((r, r))
+    for a in range(r):
+        for b in range(a, r):
+            acc = 0.0
+            for i in range(W.shape[1]):
+                acc += W[a, i] * W[b, i]
+            G[a, b] = G[b, a] = acc / (alpha[a] * alpha[b])
+    norms = np.empty(r)
+    M = np.empty(r)
+    S = np.zeros(r)
+    for a in range(r):
+        norms[a] = math.sqrt(G[a, a])
+        M[a] = W[a, 0] / alpha[a]
+        if general:
+            S[a] = W[a, 1] / alpha[a]
+    _write_statistics(out, M, S, U, G, norms, r, general)
 
 
 def run_full(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold, m0, has_m0, horizon,
@@ -278,6 +306,7 @@ def run_full(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold, m
             norm2 += W[a, i] * W[a, i]
         alpha[a] = math.sqrt(norm2)
     zeta = np.empty((B, r))
+    z = np.empty(r)
     g = np.empty(B)
     coef = np.empty(B)
     escape_step = -1
@@ -287,22 +316,15 @@ def run_full(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold, m
     while step < horizon:
         for b in range(B):
             # draw x_b and take its products with W in the same pass
-            z0 = 0.0
-            z1 = 0.0
-            if r == 1:
-                for i in range(d):
-                    xi = rng.standard_normal()
-                    X[b, i] = xi
-                    z0 += W[0, i] * X[b, i]
-            else:
-                for i in range(d):
-                    xi = rng.standard_normal()
-                    X[b, i] = xi
-                    z0 += W[0, i] * X[b, i]
-                    z1 += W[1, i] * X[b, i]
-            zeta[b, 0] = z0 / alpha[0]
-            if r == 2:
-                zeta[b, 1] = z1 / alpha[1]
+            for a in range(r):
+                z[a] = 0.0
+            for i in range(d):
+                xi = rng.standard_normal()
+                X[b, i] = xi
+                for a in range(r):
+                    z[a] += W[a, i] * xi
+            for a in range(r):
+                zeta[b, a] = z[a] / alpha[a]
             nu = float(X[b, 0])
             lam = mu * nu
             if general:
@@ -352,7 +374,10 @@ def run_full(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold, m
         if not finite:
             diverge_step = step
             break
-        if escape_step < 0 and abs(W[0, 0] / alpha[0]) >= threshold:
+        largest = 0.0
+        for a in range(r):
+            largest = max(largest, abs(W[a, 0] / alpha[a]))
+        if escape_step < 0 and largest >= threshold:
             escape_step = step
             if stop_at_escape:
                 break

@@ -31,7 +31,7 @@ _MODULES: dict = {}
 
 #: Functions of the generated module that numba compiles.
 _COMPILED = ("sigma", "dsigma", "teacher", "_write_statistics", "_chi_square", "_gradient_factor", "_reduced_statistics",
-             "_full_statistics", "run_reduced", "run_full")
+             "_largest_overlap", "_full_statistics", "run_reduced", "run_full")
 
 
 def kernel_folder() -> Path:

@@ -11,6 +11,7 @@ import numpy as np
 import sympy as sp
 
 from .._display import OneLineDisplay
+from .._statistics import geometry
 from ._arguments import check_model, frozen, real
 from ._result import SGDResult
 
@@ -81,6 +82,23 @@ def _ode_model_and_parameters(model, result):
     return model, parameters
 
 
+def _direction_signs(model, overlaps_now) -> dict:
+    """``{state: ±1}`` flipping each direction ``a`` with ``m_a < 0`` by ``(u_a, v_a) -> (-u_a, -v_a)``.
+
+    The flip changes the sign of ``m_a``, ``s_a``, ``u_a`` and of every
+    ``q_ab`` with one flipped index; the ODE is invariant under it.
+    """
+    geo = geometry(model.pretraining, model.rank)
+    flip = [-1.0 if overlaps_now[geo.m[a].name] < 0 else 1.0 for a in range(geo.rank)]
+    signs = {}
+    for a in range(geo.rank):
+        for per_direction in (geo.m, geo.s, geo.u):
+            if per_direction:
+                signs[per_direction[a].name] = flip[a]
+    signs.update({q.name: flip[a] * flip[b] for (a, b), q in geo.q.items()})
+    return signs
+
+
 def compare_with_ode(model, result, align=0.1, horizon=None) -> ODEComparison:
     r"""Integrate the ODE from each run's state when ``|m|`` first reaches ``align``.
 
@@ -89,8 +107,8 @@ def compare_with_ode(model, result, align=0.1, horizon=None) -> ODEComparison:
     fluctuates at order ``d^{-1/2}`` at ``t = 0``, a random shift of the
     starting overlap); after alignment the trajectories agree to
     ``O(d^{-1/2})``.  So each run's recorded state at its first record with
-    ``|m| >= align`` (rank 2: ``|m1|``) starts an ODE solution, compared on
-    the run's own later records.
+    ``max_a |m_a| >= align`` (rank 1: ``|m|``) starts an ODE solution,
+    compared on the run's own later records.
 
     Parameters
     ----------
@@ -123,9 +141,7 @@ def compare_with_ode(model, result, align=0.1, horizon=None) -> ODEComparison:
         raise ValueError(f"align must lie in (0, 1), got {align}")
     if horizon is not None and not real(horizon, "horizon") > 0:
         raise ValueError(f"horizon must be positive, got {horizon}")
-    expected = {"m", "u", "v_norm"} | ({"s"} if model.pretraining == "general" else set())
-    if model.rank == 2:
-        expected = {"m1", "m2", "u1", "u2", "q12", "v_norm"}
+    expected = {state.name for state in model.states} | {"v_norm"}
     if set(result.stats) != expected:
         raise ValueError(
             f"the runs recorded {sorted(result.stats)} but the model ({model.pretraining}, rank {model.rank}) "
@@ -139,48 +155,47 @@ def compare_with_ode(model, result, align=0.1, horizon=None) -> ODEComparison:
     n_after = n_even if horizon is None else min(n_even, int(math.floor(horizon / dt + 1e-9)) + 1)
     grid = np.arange(n_after) * dt
     S = result.n_seeds
-    m = result.m[:, :n_even]
+    largest = result.largest_overlap[:, :n_even]
+    overlaps = [state.name for state in geometry(model.pretraining, model.rank).m]
     sgd = {n: np.full((S, n_after), np.nan) for n in names}
     ode = {n: np.full((S, n_after), np.nan) for n in names}
     aligned = np.zeros(S, dtype=bool)
     align_time = np.full(S, np.inf)
     initial = {n: np.zeros(S) for n in names}
     for k in range(S):
-        idx = np.flatnonzero(np.abs(m[k]) >= align)
+        idx = np.flatnonzero(largest[k] >= align)
         if idx.size == 0:
             continue
         i = idx[0]
         aligned[k] = True
         align_time[k] = result.t[i]
-        # (u_1, v_1) -> (-u_1, -v_1) is a symmetry: map every run to m > 0
-        flip = np.sign(m[k, i])
+        # every (u_a, v_a) -> (-u_a, -v_a) is a symmetry: map every run to m_a >= 0
         count = min(n_even - i, n_after)
+        signs = _direction_signs(model, {n: result.stats[n][k, i] for n in overlaps})
         for n in names:
-            sign = flip if n in ("m", "m1", "u", "u1", "s", "q12") else 1.0
-            values = sign * result.stats[n][k, i : i + count]
+            values = signs.get(n, 1.0) * result.stats[n][k, i : i + count]
             sgd[n][k, :count] = values
             initial[n][k] = values[0]
     if aligned.any() and n_after > 1:
         sel = aligned
         kwargs = {"parameters": parameters} if parameters else {}
-        if model.rank == 2:
-            kwargs.update(m2=initial["m2"][sel], u2=initial["u2"][sel], q12=initial["q12"][sel])
-            m_init, u_init = initial["m1"][sel], initial["u1"][sel]
-        else:
-            m_init, u_init = initial["m"][sel], initial["u"][sel]
-            if model.pretraining == "general":
-                kwargs.update(s0=initial["s"][sel], mu_perp=result.mu_perp)
-        sol = ode_model.integrate(result.mu, m_init, u_init, float(grid[-1]), t_eval=grid, **kwargs)
+        if model.pretraining == "general":
+            kwargs["mu_perp"] = result.mu_perp
+        first_m, first_u = overlaps[0], geometry(model.pretraining, model.rank).u[0].name
+        rest = {n: initial[n][sel] for n in names if n not in (first_m, first_u)}
+        sol = ode_model.integrate(result.mu, initial[first_m][sel], initial[first_u][sel], float(grid[-1]), t_eval=grid,
+                                  initial=rest, **kwargs)
         for n in names:
             ode[n][sel] = np.asarray(sol.states[n])[..., : n_after]
     for n in names:
         ode[n] = np.where(np.isnan(sgd[n]), np.nan, ode[n])
-    key = "m1" if model.rank == 2 else "m"
     if aligned.any() and n_after > 1:
-        deviation = float(np.nanmax(np.abs(ode[key] - sgd[key])))
+        # over every overlap m_a: the statistics the escape is read from
+        deviation = float(max(np.nanmax(np.abs(ode[n] - sgd[n])) for n in overlaps))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # columns with fewer than 2 runs
-            spread = float(np.nanmax(np.nanstd(sgd[key], axis=0))) if aligned.sum() > 1 else float("nan")
+            spread = (float(max(np.nanmax(np.nanstd(sgd[n], axis=0)) for n in overlaps)) if aligned.sum() > 1
+                      else float("nan"))
     else:
         deviation = spread = float("nan")
     return ODEComparison(

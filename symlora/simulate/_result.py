@@ -20,15 +20,15 @@ class SGDResult:
     t : numpy.ndarray
         Recorded times ``steps/d``, shape ``(nt,)``.
     stats : mapping
-        ``"m"``, ``"u"`` (general pre-training: also ``"s" = v·w⊥``; rank 2:
-        ``"m1", "m2", "u1", "u2", "q12"``) and ``"v_norm"`` (``|v|``, rank 2
-        the larger deviation of ``|v_1|``, ``|v_2|`` from 1) -> arrays of shape
-        ``(seeds, nt)``.  After a run stops (escaped with
+        The model's states (``"m"``, ``"u"``; general pre-training also
+        ``"s" = v·w⊥``; rank ``r``: ``"m1" .. "mr"``, ``"u1" .. "ur"``,
+        ``"q12"``, ...) and ``"v_norm"`` (of the ``|v_a|`` the one farthest
+        from 1) -> arrays of shape ``(seeds, nt)``.  After a run stops (escaped with
         ``stop_at_escape``, or diverged) its values are frozen at its last
         state.
     escape_time : numpy.ndarray
-        Per run, the first time ``|m|`` (rank 2: ``|m1|``) reaches
-        ``threshold``; ``inf`` when not reached.
+        Per run, the first time :attr:`largest_overlap` (``|m|`` at rank 1)
+        reaches ``threshold``; ``inf`` when not reached.
     status : numpy.ndarray of str
         Per run: ``"escaped"``, ``"censored"`` (the horizon came first: a run
         stuck on a plateau below the threshold is censored, not slow) or
@@ -71,15 +71,23 @@ class SGDResult:
     record_every: int
     settings: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
+    def _overlap_names(self) -> list:
+        return ["m"] if "m" in self.stats else sorted((n for n in self.stats if n[0] == "m"), key=lambda n: int(n[1:]))
+
     @property
     def m(self) -> np.ndarray:
-        """Overlap ``v·w*`` (rank 2: ``m1``), shape ``(seeds, nt)``."""
-        return self.stats["m1"] if "m1" in self.stats else self.stats["m"]
+        """Overlap ``v·w*`` of the first direction (``m``; rank ``r``: ``m1``), shape ``(seeds, nt)``."""
+        return self.stats[self._overlap_names()[0]]
 
     @property
     def u(self) -> np.ndarray:
-        """Adapter scale ``u`` (rank 2: ``u1``), shape ``(seeds, nt)``."""
-        return self.stats["u1"] if "u1" in self.stats else self.stats["u"]
+        """Adapter scale of the first direction (``u``; rank ``r``: ``u1``), shape ``(seeds, nt)``."""
+        return self.stats["u" if "u" in self.stats else "u1"]
+
+    @property
+    def largest_overlap(self) -> np.ndarray:
+        """The escape statistic ``max_a |m_a|`` (``|m|`` at rank 1), shape ``(seeds, nt)``."""
+        return np.max([np.abs(self.stats[n]) for n in self._overlap_names()], axis=0)
 
     @property
     def n_seeds(self) -> int:

@@ -19,11 +19,9 @@ __all__ = ["simulate_sgd"]
 _METHODS = ("full", "reduced")
 
 
-def _statistic_names(general, rank):
-    """Recorded statistics, in the order the chains store them."""
-    if rank == 2:
-        return ("m1", "m2", "u1", "u2", "q12", "v_norm")
-    return ("m", "s", "u", "v_norm") if general else ("m", "u", "v_norm")
+def _statistic_names(model):
+    """Recorded statistics, in the order the chains store them: the model's states, then ``v_norm``."""
+    return tuple(state.name for state in model.states) + ("v_norm",)
 
 
 def simulate_sgd(
@@ -57,7 +55,7 @@ def simulate_sgd(
     mu : float
         Pre-training strength ``μ >= 0``.
     d : int
-        Input dimension, ``>= 2`` (``>= 3`` for general pre-training and rank 2).
+        Input dimension, at least ``r + 1`` (general pre-training ``r + 2``).
     steps : int, optional
         Horizon in steps.
     t_max : float, optional
@@ -72,8 +70,8 @@ def simulate_sgd(
         ``η``, ``B``, ``Δ``; default: the model's (required if it left them
         symbolic).
     threshold : float
-        A run escapes when ``|m|`` (rank 2: ``|m1|``) first reaches it; in
-        ``(0, 1)``.
+        A run escapes when its best-aligned direction does: when
+        ``max_a |m_a|`` (rank 1: ``|m|``) first reaches it; in ``(0, 1)``.
     record_every : int, optional
         Steps between records (default ``d // 10``: ten records per unit time).
     m0 : float, optional
@@ -148,7 +146,7 @@ def simulate_sgd(
     seeds = integer(seeds, "seeds")
     general = model.pretraining == "general"
     rank = int(model.rank)
-    min_d = 3 if (general or rank == 2) else 2
+    min_d = rank + (2 if general else 1)  # the fixed directions and r moving ones
     if d < min_d:
         raise ValueError(f"d must be at least {min_d} for this model, got {d}")
     if seeds < 1:
@@ -206,7 +204,7 @@ def simulate_sgd(
     threads = integer(threads, "threads")
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
-    n_stats = 5 if rank == 2 else 3
+    n_stats = len(model.states) + 1
     per_step = 30.0 * rank * B * d if method == "full" else 200.0
     check_budget(8.0 * seeds * (n_stats * (steps // record_every + 2) + (rank + B) * d),
                  float(seeds) * steps * per_step, f"simulate_sgd with d = {d}, seeds = {seeds}, steps = {steps:.3g}",
@@ -216,7 +214,7 @@ def simulate_sgd(
     root = np.random.SeedSequence(seed)
     children = root.spawn(seeds)
     kernels = chain_kernels(model.student, model.teacher)
-    names = _statistic_names(general, rank)
+    names = _statistic_names(model)
     n_records = steps // record_every + 1
     # one argument list for both chains; exact Python types, so numba compiles one specialisation
     common = (int(d), float(mu), float(mu_perp), bool(general), int(rank), int(B), float(eta / d),

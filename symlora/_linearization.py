@@ -79,7 +79,8 @@ class Linearization:
         Rank ``r >= 2``: ``τ`` of the fastest mode as a function of the
         overlaps of the LoRA directions (rank 2: of ``q12``), see
         :func:`fastest_unstable_rate`; ``tau`` is its value at ``q = 0``
-        (the random start).
+        (the random start).  ``None`` where the spectrum of the Gram matrix
+        has no closed form in real radicals (rank ``>= 3``).
     tau_fastest : sympy.Expr or None
         Rank ``r >= 2``: the smallest ``τ`` over every reachable ``q``
         (``|q12| <= 1``; in general every Gram matrix of unit vectors).
@@ -310,8 +311,9 @@ def linearize(model) -> Linearization:
     eigenvalue of ``K``).  ``tau`` is the rank-1 value, the rate of every mode
     at the random start ``K = I`` (the directions start orthogonal up to
     ``O(d^{-1/2})``); ``tau_q`` is ``τ`` of the fastest mode as a function of
-    the ``q_ab`` (``None`` when SymPy cannot write the spectrum of ``K`` in
-    radicals, ``r >= 5``) and ``tau_fastest`` its minimum over every reachable
+    the ``q_ab`` where the spectrum of ``K`` has a closed form in real radicals
+    (rank 2: ``1 ± q12``; ``None`` otherwise: evaluate ``unstable_rate`` at the
+    eigenvalues of a numeric ``K``) and ``tau_fastest`` its minimum over every reachable
     ``K`` (``1/|a|`` when ``b >= 0``): see :func:`fastest_unstable_rate`.
     The Jacobian keeps the ``q_ab`` symbolic.
     """
@@ -343,8 +345,10 @@ def linearize(model) -> Linearization:
         tau = _simplify(tau)
     tau_q = tau_fastest = None
     if gram.rows >= 2:
+        # the spectrum of K in real radicals (r = 2: 1 ± q12); from r = 3 on SymPy writes the roots of
+        # the characteristic polynomial with complex radicals (casus irreducibilis) or not at all
         spectrum = sp.roots(gram.charpoly(_KAPPA).as_expr(), _KAPPA, multiple=True)
-        if len(spectrum) == gram.rows:
+        if len(spectrum) == gram.rows and not any(k.has(sp.I) or k.has(sp.Piecewise) for k in spectrum):
             tau_q = 1 / fastest_unstable_rate(a, b, spectrum)
         tau_fastest = 1 / fastest_unstable_rate(a, b, [0, gram.rows])
     return Linearization(

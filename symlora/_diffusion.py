@@ -41,7 +41,7 @@ from . import _symbols as S
 from ._expectation import gaussian_expectation, is_exact
 from ._statistics import PERP, STAR, geometry, increments
 
-__all__ = ["derive_diffusion", "diffusion_at_fixed_point", "diffusion_pieces", "increment_mean"]
+__all__ = ["derive_diffusion", "diffusion_at_fixed_point", "diffusion_pieces", "increment_mean", "compile_diffusion"]
 
 _RP = sp.Symbol("R_perp", real=True)
 _XI = sp.Symbol("xi_label", real=True)
@@ -226,3 +226,32 @@ def diffusion_at_fixed_point(model) -> sp.Matrix:
     if model.rank != 1 or model.pretraining != "aligned":
         raise ValueError("diffusion_at_fixed_point is derived for aligned pre-training, rank 1")
     return model._cached("diffusion_at_fixed_point", build)
+
+
+def compile_diffusion(model):
+    """Generated code for :func:`derive_diffusion`: ``f(*states, *parameters) -> (n, n, ...)`` array."""
+    import numpy as np
+
+    from ._codegen import compile_expressions
+
+    states = model.states
+    n = len(states)
+    entries = tuple(model.diffusion())
+    flat = compile_expressions(states + model.parameters, entries, name="diffusion",
+                               doc=f"diffusion matrix D of {model.name} (row-major)")
+    scales = [states.index(u) for u in geometry(model.pretraining, model.rank).u]
+    # closed forms such as ReLU's divide by sqrt(P), P -> 0 with every u_a (a removable 0/0 at u = 0)
+    singular = not all(e.is_polynomial(*states) for e in entries if is_exact(e))
+
+    def diffusion(*values):
+        if singular:
+            # evaluate at |u_a| >= 1e-7 instead (error O(1e-7), far below the rounding error closer to 0)
+            values = list(values)
+            for index in scales:
+                u = np.asarray(values[index], dtype=float)
+                values[index] = np.where(np.abs(u) < 1e-7, np.where(u < 0, -1e-7, 1e-7), u)
+        out = flat(*values)
+        return out.reshape((n, n) + out.shape[1:])
+
+    diffusion.__doc__ = flat.__doc__
+    return diffusion

@@ -153,10 +153,16 @@ def escape_law(model, mu, mu_perp=0) -> EscapeLaw:
     Notes
     -----
     If ``a(μ) ≠ 0`` the escape is linear: ``t_esc ≈ (τ/(2η)) log d``.  At
-    rank 2 the directions start nearly orthogonal (``q12 ~ d^{-1/2}``), so
-    ``τ`` is the value at ``q12 = 0``; the derivation also states the fastest
-    ``τ`` over every reachable ``q12`` (``Linearization.tau_fastest``).  At
-    ``a = 0`` the rank-2 law is not derived.
+    rank ``r`` the directions start nearly orthogonal (``q_ab ~ d^{-1/2}``), so
+    every mode has the rank-1 ``τ`` (the value at ``q = 0``) and the slope in
+    ``log d`` does not depend on ``r``; the escape statistic ``max_a |m_a|``
+    starts at the largest of ``r`` overlaps of order ``d^{-1/2}``, which
+    lowers only the ``O(1)`` constant (by ``(τ/η) E[log max_a |Z_a| - log |Z_1|]``
+    for standard normal ``Z_a`` in the linear theory; the non-linear coupling
+    of the directions is not part of this law).  The derivation also states
+    the fastest ``τ`` over every reachable Gram matrix
+    (``Linearization.tau_fastest``).  At ``a = 0`` the rank-``r`` law
+    (``r >= 2``) is not derived.
 
     If ``a(μ) = 0``: at ``u = 0`` Stein's lemma gives exactly
     ``E[G ζ] = m (μ A_λ + A_ν) = -a m``, so ``du/dt = η a m = 0`` on the line
@@ -243,9 +249,9 @@ def _rank_note(lin, rank, a_value, b_value) -> str:
         return ""
     fastest = float(sp.N(1 / fastest_unstable_rate(sp.Float(a_value, 30), sp.Float(b_value, 30),
                                                     [0, rank])))
-    return (f" Rank ≥ 2: τ is the rate of the fastest mode at q12 = 0 (directions start orthogonal to "
-            f"O(d^(-1/2))); over every reachable q12 the fastest mode has τ = {fastest:.12g} (τ(q12) in "
-            "Linearization.tau_q).")
+    return (f" Rank {rank}: τ is the rate of every mode at q_ab = 0 (directions start orthogonal to "
+            f"O(d^(-1/2))), so the slope in log d is the rank-1 one; over every reachable Gram matrix of the "
+            f"directions the fastest mode has τ = {fastest:.12g}.")
 
 
 def _fluctuation_law(model, mu, b, eta) -> EscapeLaw:

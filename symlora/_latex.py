@@ -32,6 +32,25 @@ _NAMES = {
 }
 
 
+def adapter_latex(rank: int) -> str:
+    """The LoRA update in LaTeX: ``u v`` at rank 1, ``Σ_a u_a v_a`` above."""
+    return "u v" if rank == 1 else rf"\sum_{{a=1}}^{{{rank}}} u_a v_a"
+
+
+def _statistics_sentence(model) -> str:
+    """One sentence naming every summary statistic of ``model``."""
+    index = "" if model.rank == 1 else "_a"
+    names = [f"$m{index} = v{index}\\cdot w^*$"]
+    if model.pretraining == "general":
+        names.append(f"$s{index} = v{index}\\cdot w_\\perp$ (the overlap with the orthogonal part of the "
+                     "pre-trained weight)")
+    names.append(f"the adapter scale{'s' if model.rank > 1 else ''} $u{index}$")
+    if model.rank > 1:
+        names[-1] += f" ($a = 1, \\dots, {model.rank}$)"
+        names.append("the overlaps $q_{ab} = v_a\\cdot v_b$ of the directions ($a < b$)")
+    return "Statistics: " + ", ".join(names[:-1]) + " and " + names[-1] + ".\n"
+
+
 def _tex(expr) -> str:
     return sp.latex(expr, symbol_names=_NAMES)
 
@@ -187,21 +206,14 @@ def model_to_latex(model, body_only: bool = False, critical_interval=(0, 1)) -> 
     parts.append("\\section*{Model}\n")
     pre = (r"w_0 = \mu w^*" if model.pretraining == "aligned"
            else r"w_0 = \mu w^* + \mu_\perp w_\perp,\ w_\perp \perp w^*")
-    adapter = r"u v" if model.rank == 1 else r"u_1 v_1 + u_2 v_2"
+    adapter = adapter_latex(model.rank)
     parts.append(
         "Inputs $x \\sim \\mathcal{N}(0, I_d)$, teacher $y = \\sigma^*(\\nu) + \\sqrt{\\Delta}\\,\\xi$ with "
         "$\\nu = w^*\\cdot x$; student $\\sigma(\\lambda)$, $\\lambda = w\\cdot x$, "
         f"$w = w_0 + {adapter}$, ${pre}$; one-pass SGD with learning rate $\\eta/d$, batch $B$, "
         "$v$ renormalised after each step; time $t = \\text{steps}/d$.\n"
     )
-    if model.rank == 2:
-        parts.append("Statistics: $m_a = v_a\\cdot w^*$, the adapter scales $u_a$ ($a = 1, 2$) and "
-                     "$q_{12} = v_1\\cdot v_2$.\n")
-    elif model.pretraining == "general":
-        parts.append("Statistics: $m = v\\cdot w^*$, $s = v\\cdot w_\\perp$ (the overlap with the orthogonal part of "
-                     "the pre-trained weight) and the adapter scale $u$.\n")
-    else:
-        parts.append("Statistics: $m = v\\cdot w^*$ and the adapter scale $u$.\n")
+    parts.append(_statistics_sentence(model))
     parts.append(_align([
         f"\\sigma(x) &= {student.latex()}",
         f"\\sigma^*(x) &= {teacher.latex()}",

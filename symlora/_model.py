@@ -17,12 +17,11 @@ import numpy as np
 import sympy as sp
 
 from . import _diskcache, _ode_derivation, _statistics
-from . import _symbols as S
 from ._activation import activation
 from ._expectation import is_exact
 from ._ode_system import ODESystem
 from ._picklable import restore_with_empty_cache, state_without_cache
-from ._validate import MU_MAX, as_exact_number, as_float_array, check_magnitude, check_mu, scalar_or_array
+from ._validate import MU_MAX, as_float_array, check_model_parameter, check_mu, exact_mu, mu_interval, scalar_or_array
 
 __all__ = ["LoRAModel"]
 
@@ -33,15 +32,6 @@ _MAX_SERIES_ORDER = 8
 # Results worth keeping across processes (symlora._diskcache): the symbolic
 # derivation proper.  Everything else is cheap to rebuild from these.
 _ON_DISK = frozenset({"expectations", ("ode", False, False), ("ode", True, False), "linearization"})
-
-
-def _check_parameter(value, name, *, positive=False, nonnegative=False, integer=False):
-    """A model parameter: a number (never text) or a SymPy symbol/expression."""
-    value = as_exact_number(value, name, symbolic=True, positive=positive, nonnegative=nonnegative,
-                            integer=integer)
-    if isinstance(value, sp.Expr) and value.is_number:
-        check_magnitude(value, name)
-    return value
 
 
 class LoRAModel:
@@ -109,9 +99,9 @@ class LoRAModel:
         object.__setattr__(self, "teacher", teacher)
         object.__setattr__(self, "pretraining", pretraining)
         object.__setattr__(self, "rank", rank)
-        object.__setattr__(self, "lr", _check_parameter(lr, "lr", positive=True))
-        object.__setattr__(self, "batch", _check_parameter(batch, "batch", positive=True, integer=True))
-        object.__setattr__(self, "noise", _check_parameter(noise, "noise", nonnegative=True))
+        object.__setattr__(self, "lr", check_model_parameter(lr, "lr", positive=True))
+        object.__setattr__(self, "batch", check_model_parameter(batch, "batch", positive=True, integer=True))
+        object.__setattr__(self, "noise", check_model_parameter(noise, "noise", nonnegative=True))
         object.__setattr__(self, "_cache", {})  # derived results, keyed by method and arguments
         if student.derivative(1).has(sp.DiracDelta):
             raise ValueError(
@@ -163,7 +153,9 @@ class LoRAModel:
     def _repr_latex_(self):
         sigma, teacher = self.student.latex(), self.teacher.latex()
         w0 = r"\mu w^*" if self.pretraining == "aligned" else r"\mu w^* + \mu_\perp w_\perp"
-        adapter = "u v" if self.rank == 1 else r"u_1 v_1 + u_2 v_2"
+        from ._latex import adapter_latex
+
+        adapter = adapter_latex(self.rank)
         return (
             rf"$\sigma(x) = {sigma},\ \sigma^*(x) = {teacher},\ w = {w0} + {adapter},\ "
             rf"\text{{lr}} = \eta/d,\ \eta = {sp.latex(self.lr)},\ B = {sp.latex(self.batch)},\ \Delta = {sp.latex(self.noise)}$"
@@ -320,13 +312,7 @@ class LoRAModel:
         """
         from ._asymptotics import critical_mu
 
-        if isinstance(interval, (str, bytes)) or not hasattr(interval, "__len__") or len(interval) != 2:
-            raise TypeError(f"interval must be a pair (lo, hi) of numbers, got {interval!r}")
-        lo, hi = (as_exact_number(v, name, nonnegative=True) for v, name in zip(interval, ("interval lo", "interval hi")))
-        if hi > MU_MAX:
-            raise ValueError(f"interval hi must be <= {MU_MAX:g}, got {hi}")
-        if not lo < hi:
-            raise ValueError(f"interval must satisfy lo < hi, got {interval}")
+        lo, hi = mu_interval(interval)
         mu_perp = self._exact_mu_perp(mu_perp)
         return self._cached(("critical_mu", lo, hi, mu_perp), lambda: critical_mu(self, lo, hi, mu_perp))
 
@@ -334,7 +320,7 @@ class LoRAModel:
         """Leading escape-time law at pre-training strength ``mu`` (general pre-training: and ``mu_perp``, default 0)."""
         from ._asymptotics import escape_law
 
-        mu = _exact_mu(mu)
+        mu = exact_mu(mu)
         mu_perp = self._exact_mu_perp(mu_perp)
         return self._cached(("escape_law", mu, mu_perp), lambda: escape_law(self, mu, mu_perp))
 
@@ -343,10 +329,7 @@ class LoRAModel:
             return sp.S.Zero
         if self.pretraining != "general":
             raise ValueError("mu_perp is only used with pretraining='general'")
-        mu_perp = as_exact_number(mu_perp, "mu_perp", nonnegative=True)
-        if mu_perp > MU_MAX:
-            raise ValueError(f"mu_perp must be <= {MU_MAX:g}, got {sp.N(mu_perp, 6)}")
-        return mu_perp
+        return exact_mu(mu_perp, "mu_perp")
 
     def tau_limits(self) -> dict:
         """Leading behaviour of ``τ(μ)`` as ``μ → 0`` and ``μ → 1``."""
@@ -422,27 +405,28 @@ class LoRAModel:
         Parameters
         ----------
         mu, m0, u0 : float or array_like
-            Pre-training strength and initial ``m``, ``u`` (rank 2: of the
+            Pre-training strength and initial ``m``, ``u`` (rank ``r``: of the
             first direction); arrays broadcast into a batch of runs.
         t_max : float
             Horizon in ``t = steps/d``.
         t_eval : array_like, optional
             Times at which to report the states.
         **kwargs
-            ``mu_perp``, ``s0`` (general pre-training), ``m2``, ``u2``, ``q12``
-            (rank 2), ``parameters`` (values of symbolic ``eta``, ``B``,
+            ``mu_perp``, ``s0`` (general pre-training), ``initial`` (any other
+            statistic by name, e.g. ``{"m2": 1e-3, "q12": 0.01}`` at rank
+            ``r``), ``parameters`` (values of symbolic ``eta``, ``B``,
             ``Delta``), and the solver's ``rtol``, ``atol``, ``method``.
 
         Returns
         -------
         symlora.IntegrationResult
         """
-        from ._integrate import integrate_model
+        from ._model_integration import integrate_model
 
         return integrate_model(self, mu, m0, u0, t_max, t_eval=t_eval, **kwargs)
 
     def escape_time(self, mu, eps, threshold=0.5, t_max=None, **kwargs):
-        """Time for ``|m|`` to reach ``threshold`` from ``m0 = eps, u0 = 0``.
+        """Time for ``|m|`` (rank ``r``: ``max_a |m_a|``) to reach ``threshold`` from ``m0 = eps, u0 = 0``.
 
         Parameters
         ----------
@@ -462,7 +446,7 @@ class LoRAModel:
         symlora.EscapeResult
             Times (``inf`` where the run did not escape) and a status per run.
         """
-        from ._integrate import escape_time_model
+        from ._model_integration import escape_time_model
 
         return escape_time_model(self, mu, eps, threshold=threshold, t_max=t_max, **kwargs)
 
@@ -517,48 +501,12 @@ class LoRAModel:
 
     def diffusion_function(self):
         """Generated code for :meth:`diffusion`: ``f(*states, *parameters) -> (n, n, ...)`` array."""
-        import numpy as np
+        from ._diffusion import compile_diffusion
 
-        from ._codegen import compile_expressions
-
-        def build():
-            n = len(self.states)
-            flat = compile_expressions(self.states + self.parameters, tuple(self.diffusion()), name="diffusion",
-                                       doc=f"diffusion matrix D of {self.name} (row-major)")
-
-            index = [str(st) for st in self.states].index("u") if S.u in self.states else None
-            singular = index is not None and not all(
-                e.is_polynomial(*self.states) for e in self.diffusion() if is_exact(e)
-            )
-
-            def diffusion(*values):
-                if singular:
-                    # closed forms such as ReLU's divide by |u| (a removable 0/0 at u = 0): evaluate at
-                    # |u| >= 1e-7 instead (error O(1e-7), far below the rounding error closer to 0)
-                    values = list(values)
-                    u = np.asarray(values[index], dtype=float)
-                    values[index] = np.where(np.abs(u) < 1e-7, np.where(u < 0, -1e-7, 1e-7), u)
-                out = flat(*values)
-                return out.reshape((n, n) + out.shape[1:])
-
-            diffusion.__doc__ = flat.__doc__
-            return diffusion
-
-        return self._cached("diffusion_function", build)
+        return self._cached("diffusion_function", lambda: compile_diffusion(self))
 
     def predict_escape(self, mu, d, threshold=0.5, m0=None, **kwargs):
         """Distribution of the SGD escape time at finite ``d`` (see :func:`symlora.predict_escape`)."""
         from ._prediction import predict_escape
 
         return predict_escape(self, mu, d, threshold=threshold, m0=m0, **kwargs)
-
-
-
-def _exact_mu(mu) -> sp.Expr:
-    """One pre-training strength as an exact SymPy number in ``[0, MU_MAX]`` (no text)."""
-    # Python numbers become exact (0.5 -> 1/2); SymPy numbers such as the
-    # numeric roots of critical_mu keep their precision, which escape_law uses
-    mu = as_exact_number(mu, "mu", nonnegative=True, rationalize=False)
-    if mu > MU_MAX:
-        raise ValueError(f"mu must be <= {MU_MAX:g}, got {sp.N(mu, 6)}")
-    return mu

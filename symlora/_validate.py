@@ -373,3 +373,39 @@ def _exactly_psd(matrix: sp.ImmutableMatrix) -> bool:
             if sp.N(minor, 30) < 0:
                 return False
     return True
+
+
+# ---------------------------------------------------------------------------
+# the learning problem's parameters (LoRAModel)
+
+
+def check_model_parameter(value, name, *, positive=False, nonnegative=False, integer=False):
+    """A model parameter (``lr``, ``batch``, ``noise``): a number (never text) or a SymPy symbol/expression."""
+    value = as_exact_number(value, name, symbolic=True, positive=positive, nonnegative=nonnegative, integer=integer)
+    if isinstance(value, sp.Expr) and value.is_number:
+        check_magnitude(value, name)
+    return value
+
+
+def exact_mu(mu, name: str = "mu") -> sp.Expr:
+    """One pre-training strength (``mu`` or ``mu_perp``) as an exact SymPy number in ``[0, MU_MAX]`` (no text).
+
+    Python numbers become exact (0.5 -> 1/2); SymPy numbers such as the
+    numeric roots of ``critical_mu`` keep their precision.
+    """
+    mu = as_exact_number(mu, name, nonnegative=True, rationalize=False)
+    if mu > MU_MAX:
+        raise ValueError(f"{name} must be <= {MU_MAX:g}, got {sp.N(mu, 6)}")
+    return mu
+
+
+def mu_interval(interval) -> tuple:
+    """``(lo, hi)`` of pre-training strengths, exact, ``0 <= lo < hi <= MU_MAX``."""
+    if isinstance(interval, (str, bytes)) or not hasattr(interval, "__len__") or len(interval) != 2:
+        raise TypeError(f"interval must be a pair (lo, hi) of numbers, got {interval!r}")
+    lo, hi = (as_exact_number(v, name, nonnegative=True) for v, name in zip(interval, ("interval lo", "interval hi")))
+    if hi > MU_MAX:
+        raise ValueError(f"interval hi must be <= {MU_MAX:g}, got {hi}")
+    if not lo < hi:
+        raise ValueError(f"interval must satisfy lo < hi, got {interval}")
+    return lo, hi

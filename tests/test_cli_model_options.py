@@ -64,6 +64,12 @@ def test_tau_rank_names_every_statistic(capsys):
     assert payload["a"] == pytest.approx([0.5]) and payload["b"] == pytest.approx([1.0])
 
 
+def test_tau_rank_3_from_the_command_line(capsys):
+    payload = run_json(capsys, "tau", "--student", "x", "--rank", "3", "--mu", "0.5", "--format", "json")
+    assert payload["states"] == ["m1", "m2", "m3", "u1", "u2", "u3", "q12", "q13", "q23"]
+    assert payload["tau"] == pytest.approx([2 * (1 + 2**0.5)])  # the rank-1 tau at mu = 1/2: every mode at q = 0
+
+
 @pytest.mark.parametrize("args, words", [
     (["tau", "--student", "x", "--mu", "0.5", "--rank", "0"], "--rank"),
     (["tau", "--student", "x", "--mu", "0.5", "--rank", "99"], "--rank"),

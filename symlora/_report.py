@@ -267,13 +267,17 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     plt.close(fig)
     bar.set_postfix_str("trajectories", refresh=False)
     bar.update()
+    from ._rank_report import rank_section
+
+    rank_lines = rank_section(out, plt, quick=quick)
     bar.close()
     lines += tau_plane_section(plt, out, quick)
     lines += ["## Trajectories: ODE vs SGD after alignment", "",
               f"Four SGD runs at d = {d_traj}; the ODE is started from each run's state when |m| first reaches 0.1 "
               f"({section_link(7, 'theory §7.4')}).", "", "![trajectories](trajectories.png)", "",
+              *rank_lines,
               "## τ(μ)", "", "![tau](tau.png)", "",
-              f"Files: `tau.csv`, `critical_mu.csv`, `escape_ode.csv`, `escape_sgd.csv`, `tex/` "
+              f"Files: `tau.csv`, `critical_mu.csv`, `escape_ode.csv`, `escape_sgd.csv`, `rank.csv`, `tex/` "
               f"(index in `tex/index.md`). Total time {time.perf_counter() - started:.1f} s"
               f"{' (quick run)' if quick else ''}.", ""]
     report = out / "report.md"

@@ -413,7 +413,7 @@ def ode_series(model, order: int) -> dict:
     ``ε``; no sign of ``u`` is assumed.  For smooth pairs the coefficients
     are polynomials; for ReLU-type pairs, whose ODE contains
     ``sqrt(Q - R²) = |u| sqrt(1 - m²)``, they are homogeneous but not
-    polynomial (``u |u|``, or ``sqrt`` of a quadratic form at rank 2), and
+    polynomial (``u |u|``, or ``sqrt`` of a quadratic form at rank ``r >= 2``), and
     the expansion holds for both signs of ``u``.
 
     Examples

@@ -1,7 +1,8 @@
 """The symbols of docs/theory.md §1.6, defined once.
 
 States (summary statistics): ``m = v·w*``, ``u`` (adapter scale); general
-pre-training adds ``s = v·w⊥``; rank 2 has ``m1, m2, u1, u2, q12 = v1·v2``.
+pre-training adds ``s = v·w⊥``; rank ``r`` numbers them (``m1 .. mr``, ``u1 ..``,
+``q12 = v1·v2``, ...: built by :mod:`symlora._statistics`; those of rank 2 are here too).
 Parameters: ``mu`` (pre-training strength), ``mu_perp`` (orthogonal part of
 the pre-trained weight), ``eta`` (learning rate ``lr = eta/d``), ``B`` (batch
 size), ``Delta`` (label-noise variance).

@@ -129,7 +129,7 @@ def aligned_model(model):
     """
     from ._model import LoRAModel
 
-    return LoRAModel(model.student, model.teacher, lr=model.lr, batch=model.batch, noise=model.noise)
+    return LoRAModel(model.student, model.teacher, rank=model.rank, lr=model.lr, batch=model.batch, noise=model.noise)
 
 
 # ---------------------------------------------------------------------------

@@ -44,7 +44,7 @@ _EXPORTS = {
     "LoRAModel": "_model",
     "EscapeResult": "_integrate",
     "IntegrationResult": "_integrate",
-    "fit_escape_slope": "_model_integration",
+    "fit_escape_slope": "_integrate",
     "EscapeSlope": "simulate",
     "ODEComparison": "simulate",
     "SGDResult": "simulate",

@@ -3,8 +3,7 @@
 The model-facing side of the integrator layer (:mod:`symlora._integrate`
 integrates any compiled :class:`~symlora.ODESystem`): which statistic an
 escape is read from at rank ``r``, where the other statistics start, a
-horizon from the linear theory, and the least-squares slope of escape times
-against ``log(1/eps)`` (docs/theory.md §4, verification step 3).
+and a horizon from the linear theory (docs/theory.md §4).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import numpy as np
 from ._integrate import EscapeResult, _check_eps, escape_time, integrate
 from ._validate import MU_MAX, as_float_array, check_mu
 
-__all__ = ["escape_statistic", "integrate_model", "escape_time_model", "default_horizon", "fit_escape_slope"]
+__all__ = ["escape_statistic", "integrate_model", "escape_time_model", "default_horizon"]
 
 
 def _parameter_values(model, mu, mu_perp, parameters):
@@ -111,64 +110,3 @@ def escape_time_model(model, mu, eps, threshold=0.5, t_max=None, *, mu_perp=0.0,
     mu_b, eps_b = np.broadcast_arrays(np.asarray(mu, dtype=float), eps_arr)
     return EscapeResult(result.time, result.status, result.t_max, result.threshold, result.message,
                         {"mu": mu_b, "eps": eps_b}, result.rhs_error)
-
-
-def fit_escape_slope(eps, times):
-    """Least-squares slope of escape time against ``log(1/eps)``.
-
-    Censored (infinite) times are left out of the fit.
-
-    Parameters
-    ----------
-    eps : array_like
-        Initial overlaps, finite, in ``(0, 1)``.
-    times : array_like
-        Escape times, one per ``eps`` (``inf`` for censored runs).
-
-    Returns
-    -------
-    (float, float)
-        Slope and its standard error; the error is ``nan`` with exactly two
-        points (a line through two points has no residual to estimate it from).
-
-    Raises
-    ------
-    TypeError
-        Non-numeric input (strings are refused).
-    ValueError
-        ``eps`` and ``times`` of different sizes, ``eps`` outside ``(0, 1)``,
-        negative or ``nan`` times, or fewer than two distinct ``eps`` with a
-        finite time.
-
-    Examples
-    --------
-    >>> slope, err = fit_escape_slope([1e-2, 1e-4, 1e-6], [10.0, 20.0, 30.0])
-    >>> round(slope, 6)
-    2.171472
-    """
-    eps, _ = as_float_array(eps, "eps")
-    eps = eps.ravel()
-    times = np.asarray(as_float_array(times, "times", allow_inf=True)[0], dtype=float).ravel()
-    if eps.size != times.size:
-        raise ValueError(f"eps has {eps.size} values but times has {times.size}; give one time per eps")
-    if np.any(eps <= 0) or np.any(eps >= 1):
-        raise ValueError("eps values must lie in (0, 1)")
-    if np.any(np.isnan(times)) or np.any(times < 0):
-        raise ValueError("times must be >= 0 (inf for censored runs), not nan")
-    ok = np.isfinite(times)
-    if np.unique(eps[ok]).size < 2:
-        raise ValueError(
-            "need two finite escape times (at two or more distinct eps) to fit a slope "
-            f"(got {np.unique(eps[ok]).size} distinct eps with a finite time)"
-        )
-    x = np.log(1 / eps[ok])
-    y = times[ok]
-    design = np.vstack([x, np.ones_like(x)]).T
-    coef, residual, *_ = np.linalg.lstsq(design, y, rcond=None)
-    dof = x.size - 2
-    if dof > 0:
-        sigma2 = float(np.sum((y - design @ coef) ** 2)) / dof
-        stderr = float(np.sqrt(sigma2 / np.sum((x - x.mean()) ** 2)))
-    else:
-        stderr = float("nan")
-    return float(coef[0]), stderr

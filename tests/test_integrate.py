@@ -8,8 +8,7 @@ from scipy.linalg import expm
 
 from symlora import LoRAModel, ODESystem
 from symlora import _symbols as S
-from symlora._integrate import escape_time, integrate
-from symlora._model_integration import fit_escape_slope
+from symlora._integrate import escape_time, fit_escape_slope, integrate
 
 
 def _linear_system():

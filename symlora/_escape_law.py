@@ -251,7 +251,8 @@ def _rank_note(lin, rank, a_value, b_value) -> str:
                                                     [0, rank])))
     return (f" Rank {rank}: τ is the rate of every mode at q_ab = 0 (directions start orthogonal to "
             f"O(d^(-1/2))), so the slope in log d is the rank-1 one; over every reachable Gram matrix of the "
-            f"directions the fastest mode has τ = {fastest:.12g}.")
+            f"directions the fastest mode has τ = {fastest:.12g} (linearly dependent directions), a Gram matrix "
+            "random starts do not reach.")
 
 
 def _fluctuation_law(model, mu, b, eta) -> EscapeLaw:

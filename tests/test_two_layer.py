@@ -1,0 +1,160 @@
+"""TwoLayerLoRAModel: the derived ODE against independent quadrature, the single-index limit, the linearisation."""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symlora import LoRAModel, TwoLayerLoRAModel
+from symlora._codegen import compile_ode
+
+from _two_layer_reference import reference_rhs
+
+
+def _random_state(rng, model, scale=0.6):
+    K, Kt, r = model.hidden, model.teacher_hidden, model.rank
+    while True:
+        V = rng.standard_normal((r, 6))
+        V /= np.linalg.norm(V, axis=1, keepdims=True)
+        Wt = np.linalg.qr(rng.standard_normal((6, Kt)))[0].T  # orthonormal teacher rows
+        M, q = V @ Wt.T, V @ V.T
+        if np.linalg.eigvalsh(np.block([[np.eye(Kt), M.T], [M, q]]))[0] > 0.05:
+            return M, scale * rng.standard_normal((K, r)), q
+
+
+def _derived_rhs(model, D, M, U, q, parameter_values):
+    compiled = compile_ode(model.ode_system())
+    values = {s: v for s, v in zip(model.geometry.M, M.ravel())}
+    values.update({s: v for s, v in zip(model.geometry.U, U.ravel())})
+    values.update({s: q[a, b] for a in range(q.shape[0]) for b in range(a + 1, q.shape[0])
+                   for s in [model.geometry.q[a, b]]})
+    state = np.array([values[s] for s in model.states])
+    params = [parameter_values[p.name] for p in model.parameters]
+    return dict(zip(model.states, compiled.rhs(state, *params)))
+
+
+def _compare(model, act, D, lr, batch, noise, seeds, tol):
+    c, ct = (float(v) for v in model.readouts)
+    geometry = model.geometry
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        M, U, q = _random_state(rng, model)
+        mus = {"mu": D[0, 0]} if model.parameters and model.parameters[0].name == "mu" else {}
+        derived = _derived_rhs(model, D, M, U, q, {**mus, "eta": lr, "B": batch, "Delta": noise})
+        reference = reference_rhs(act, D, M, U, q, (c, ct), lr, batch, noise)
+        for name, matrix in (("M", geometry.M), ("U", geometry.U)):
+            for index, symbol in np.ndenumerate(np.array(matrix.tolist(), dtype=object)):
+                assert derived[symbol] == pytest.approx(reference[name][index], abs=tol), (seed, symbol)
+        for a in range(model.rank):
+            for b in range(a + 1, model.rank):
+                assert derived[geometry.q[a, b]] == pytest.approx(reference["q"][a, b], abs=tol), (seed, a, b)
+
+
+eta, B, Delta, mu = sp.symbols("eta B Delta mu", positive=True)
+
+
+def test_erf_two_units_rank_two_matches_quadrature():
+    # K = 2, K* = 1, r = 2: drift, renormalisation drag (large eta/B so it counts), q12, label noise
+    model = TwoLayerLoRAModel("erf", hidden=2, teacher_hidden=1, rank=2, pretraining=[mu, sp.Rational(1, 3)],
+                              lr=eta, batch=B, noise=Delta)
+    assert model.exact
+    D = np.array([[0.7], [1 / 3]])
+    _compare(model, "erf", D, lr=1.3, batch=2, noise=0.2, seeds=[0, 1, 2], tol=1e-10)
+
+
+def test_two_teacher_units_sqrt_readout_matches_quadrature():
+    # K* = 2 with a full pre-training matrix: the teacher-index bookkeeping (R_kj, B_kj, M_aj).  A linear
+    # pair keeps the derivation cheap (erf with two teacher units needs four-field shapes, minutes of CPU)
+    model = TwoLayerLoRAModel("x", hidden=2, teacher_hidden=2, rank=2, pretraining=[[0.8, 0.1], [0, 1]],
+                              readout="1/sqrt(K)", lr=eta, batch=B, noise=Delta)
+    D = np.array([[0.8, 0.1], [0, 1]])
+    _compare(model, "x", D, lr=0.9, batch=1, noise=0.3, seeds=[3, 4], tol=1e-10)
+
+
+def test_relu_two_units_matches_quadrature():
+    model = TwoLayerLoRAModel("relu", hidden=2, teacher_hidden=1, rank=1, pretraining=[mu, 1], lr=eta, batch=B)
+    assert model.exact
+    D = np.array([[0.4], [1.0]])
+    _compare(model, "relu", D, lr=1.1, batch=1, noise=0.0, seeds=[5, 6, 7], tol=1e-10)
+
+
+@pytest.mark.parametrize("act", ["erf", "relu", "x"])
+def test_single_unit_is_the_single_index_lora_ode(act):
+    two = TwoLayerLoRAModel(act, hidden=1, pretraining=[sp.Symbol("mu", positive=True)], lr=eta, batch=B, noise=Delta)
+    one = LoRAModel(act, lr=eta, batch=B, noise=Delta)
+    m, u = sp.symbols("m u", real=True)
+    rename = {two.geometry.M[0, 0]: m, two.geometry.U[0, 0]: u, sp.Symbol("mu", positive=True): sp.Symbol("mu", positive=True)}
+    ode2, ode1 = two.ode(), one.ode()
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        point = {m: sp.Float(rng.uniform(-0.9, 0.9), 30), u: sp.Float(rng.normal(), 30),
+                 sp.Symbol("mu", positive=True): sp.Float(rng.uniform(0.1, 1.5), 30), eta: sp.Float(0.7, 30),
+                 B: 3, Delta: sp.Float(0.3, 30)}
+        for s2, s1 in ((two.geometry.M[0, 0], m), (two.geometry.U[0, 0], u)):
+            left = sp.N(ode2[s2].xreplace(rename).xreplace(point), 25)
+            right = sp.N(ode1[s1].xreplace(point), 25)
+            assert abs(left - right) < 1e-18
+    mu_values = np.array([0.2, 0.5, 0.9])
+    assert two.tau(mu=mu_values, eta=1, B=1, Delta=0) == pytest.approx(one.tau(mu_values), rel=1e-12)
+
+
+def test_linearization_is_the_jacobian_of_the_derived_ode():
+    model = TwoLayerLoRAModel("erf", hidden=2, teacher_hidden=1, rank=2, pretraining=[mu, sp.Rational(1, 3)],
+                              lr=eta, batch=B, noise=Delta)
+    lin = model.linearization()
+    compiled = compile_ode(model.ode_system())
+    order = {"mu": 0.4, "eta": 0.8, "B": 2.0, "Delta": 0.1}
+    assert [p.name for p in model.parameters] == list(order)
+    # central differences of the generated right-hand side (smooth: error ~ h^2 ~ 1e-12)
+    n, h = len(model.states), 1e-6
+    steps = h * np.eye(n)
+    J = ((compiled.rhs(steps.T, *order.values()) - compiled.rhs(-steps.T, *order.values())) / (2 * h))
+    block = np.array(lin.jacobian_block.subs({sp.Symbol(k, positive=True): v for k, v in order.items()}), dtype=float)
+    # the block of direction a = 2: states M21, U12, U22
+    names = [s.name for s in model.states]
+    idx = [names.index(n) for n in ("M21", "U12", "U22")]
+    assert J[np.ix_(idx, idx)] / order["eta"] == pytest.approx(block, abs=1e-8)
+    # at q = 0 the two directions decouple at first order and nothing moves q12
+    other = [names.index(n) for n in ("M11", "U11", "U21")]
+    assert np.abs(J[np.ix_(idx, other)]).max() < 1e-8
+    assert np.abs(J[names.index("q12")]).max() < 1e-8
+    # a saddle: the coupling N is non-zero and the largest rate positive
+    assert model.tau(**order) == pytest.approx(1 / np.linalg.eigvalsh(block)[-1], rel=1e-12)
+
+
+def test_tau_of_symmetric_committee_at_perfect_pretraining_is_infinite():
+    # W0 = W*: the student equals the teacher, nothing is unstable (N = 0, A0 positive semi-definite)
+    model = TwoLayerLoRAModel("erf", hidden=2, pretraining=[1, 1])
+    assert model.tau() == np.inf
+    assert model.linearization().N == sp.zeros(2, 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(hidden=2.0), TypeError, "hidden"),
+        (dict(hidden=0), ValueError, "hidden"),
+        (dict(hidden=2, teacher_hidden=9), ValueError, "teacher_hidden"),
+        (dict(hidden=2, rank="1"), TypeError, "rank"),
+        (dict(hidden=2, readout="1/k"), ValueError, "readout"),
+        (dict(hidden=2, readout=1), TypeError, "readout"),
+        (dict(hidden=2, pretraining=[1, 2, 3]), ValueError, "pretraining"),
+        (dict(hidden=2, pretraining="0.5"), TypeError, "pretraining"),
+        (dict(hidden=3, teacher_hidden=2, pretraining=[1, 1, 1]), ValueError, "matrix"),
+        (dict(hidden=2, pretraining=[[1], 1]), TypeError, "pretraining"),
+        (dict(hidden=2, teacher_hidden=1, pretraining=[[1, 0], [1, 0]]), ValueError, "pretraining rows"),
+        (dict(hidden=2, lr=0), ValueError, "lr"),
+        (dict(hidden=2, lr="1"), TypeError, "lr"),
+        (dict(hidden=2, noise=-1), ValueError, "noise"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        TwoLayerLoRAModel("erf", **kwargs)
+
+
+def test_tau_requires_every_parameter():
+    model = TwoLayerLoRAModel("x", hidden=2, pretraining=[mu, 1])
+    with pytest.raises(ValueError, match="missing parameters mu"):
+        model.tau()
+    with pytest.raises(ValueError, match="unknown parameters nu"):
+        model.tau(mu=0.5, nu=1)

@@ -290,8 +290,16 @@ def compile_ode(system: ODESystem) -> CompiledODE:
     if key not in system._cache:
         args = tuple(system.states) + tuple(system.parameters)
         rhs = compile_expressions(args, system.rhs, name="rhs", doc=f"d/dt of {system.states} for {system.name}")
-        jac_exprs = tuple(jacobian_expressions(system))
-        jac = compile_expressions(args, jac_exprs, name="jacobian", doc=f"Jacobian of {system.name} (row-major)")
+
+        def jac(*arrays):
+            # compiled on first use: explicit integrators never ask, and for large systems (two-layer
+            # students) differentiating and compiling the Jacobian costs many times the right-hand side
+            if "compiled_jacobian" not in system._cache:
+                system._cache["compiled_jacobian"] = compile_expressions(
+                    args, tuple(jacobian_expressions(system)), name="jacobian",
+                    doc=f"Jacobian of {system.name} (row-major)")
+            return system._cache["compiled_jacobian"](*arrays)
+
         system._cache[key] = CompiledODE(system, rhs, jac)
     return system._cache[key]
 

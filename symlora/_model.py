@@ -21,7 +21,8 @@ from ._activation import activation
 from ._expectation import is_exact
 from ._ode_system import ODESystem
 from ._picklable import restore_with_empty_cache, state_without_cache
-from ._validate import MU_MAX, as_float_array, check_model_parameter, check_mu, exact_mu, mu_interval, scalar_or_array
+from ._validate import (MU_MAX, as_float_array, check_model_parameter, check_mu, exact_mu, exact_mu_perp, mu_interval,
+                        scalar_or_array)
 
 __all__ = ["LoRAModel"]
 
@@ -313,7 +314,7 @@ class LoRAModel:
         from ._asymptotics import critical_mu
 
         lo, hi = mu_interval(interval)
-        mu_perp = self._exact_mu_perp(mu_perp)
+        mu_perp = exact_mu_perp(mu_perp, self.pretraining)
         return self._cached(("critical_mu", lo, hi, mu_perp), lambda: critical_mu(self, lo, hi, mu_perp))
 
     def escape_law(self, mu, mu_perp=None):
@@ -321,15 +322,8 @@ class LoRAModel:
         from ._asymptotics import escape_law
 
         mu = exact_mu(mu)
-        mu_perp = self._exact_mu_perp(mu_perp)
+        mu_perp = exact_mu_perp(mu_perp, self.pretraining)
         return self._cached(("escape_law", mu, mu_perp), lambda: escape_law(self, mu, mu_perp))
-
-    def _exact_mu_perp(self, mu_perp):
-        if mu_perp is None:
-            return sp.S.Zero
-        if self.pretraining != "general":
-            raise ValueError("mu_perp is only used with pretraining='general'")
-        return exact_mu(mu_perp, "mu_perp")
 
     def tau_limits(self) -> dict:
         """Leading behaviour of ``τ(μ)`` as ``μ → 0`` and ``μ → 1``."""
@@ -340,16 +334,14 @@ class LoRAModel:
     # ----------------------------------------------------------- fast numbers
 
     def coefficients(self, mu, mu_perp=None):
-        """``a(μ)``, ``b(μ)``, ``τ(μ)`` from generated code, vectorised over ``mu``.
-
-        ``mu_perp`` (general pre-training only, default 0) broadcasts with ``mu``.
+        """``a(μ)``, ``b(μ)``, ``τ(μ)`` from generated code, vectorised over ``mu`` (and ``mu_perp``).
 
         Parameters
         ----------
         mu : float or array_like
             Pre-training strengths, finite, in ``[0, 1e6]``.
         mu_perp : float or array_like, optional
-            Finite and ``>= 0`` (general pre-training only).
+            Finite and ``>= 0``, broadcast with ``mu`` (general pre-training only, default 0).
 
         Returns
         -------

@@ -399,6 +399,15 @@ def exact_mu(mu, name: str = "mu") -> sp.Expr:
     return mu
 
 
+def exact_mu_perp(mu_perp, pretraining: str) -> sp.Expr:
+    """``mu_perp`` (``None``: 0) as an exact number; only general pre-training has one."""
+    if mu_perp is None:
+        return sp.S.Zero
+    if pretraining != "general":
+        raise ValueError("mu_perp is only used with pretraining='general'")
+    return exact_mu(mu_perp, "mu_perp")
+
+
 def mu_interval(interval) -> tuple:
     """``(lo, hi)`` of pre-training strengths, exact, ``0 <= lo < hi <= MU_MAX``."""
     if isinstance(interval, (str, bytes)) or not hasattr(interval, "__len__") or len(interval) != 2:

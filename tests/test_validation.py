@@ -218,3 +218,25 @@ def test_size_limits():
         check_activation_expr(wide, x, "f")
     with pytest.raises(TypeError, match="SymPy expression"):
         check_activation_expr("x", x, "f")
+
+
+def test_model_parameter_helpers():
+    # the checks LoRAModel delegates to _validate: every raise, and what passes
+    from symlora._validate import check_model_parameter, exact_mu, exact_mu_perp, mu_interval
+
+    assert check_model_parameter(0.5, "lr", positive=True) == sp.Rational(1, 2)
+    with pytest.raises(TypeError, match="lr"):
+        check_model_parameter("0.5", "lr", positive=True)
+    assert exact_mu(sp.Rational(1, 4)) == sp.Rational(1, 4) and float(exact_mu(0.25)) == 0.25
+    with pytest.raises(ValueError, match="mu_perp must be <="):
+        exact_mu(1e7, "mu_perp")
+    assert exact_mu_perp(None, "aligned") == 0 and float(exact_mu_perp(0.5, "general")) == 0.5
+    with pytest.raises(ValueError, match="pretraining='general'"):
+        exact_mu_perp(0.5, "aligned")
+    assert mu_interval((0, 1)) == (0, 1)
+    with pytest.raises(TypeError, match="interval"):
+        mu_interval("0,1")
+    with pytest.raises(ValueError, match="lo < hi"):
+        mu_interval((1, 0))
+    with pytest.raises(ValueError, match="interval hi"):
+        mu_interval((0, 1e7))

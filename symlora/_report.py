@@ -272,6 +272,9 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
     rank_lines = rank_section(out, plt, quick=quick)
     bar.close()
     lines += tau_plane_section(plt, out, quick)
+    from .two_layer._report import two_layer_section
+
+    lines += two_layer_section(plt, out, quick)
     lines += ["## Trajectories: ODE vs SGD after alignment", "",
               f"Four SGD runs at d = {d_traj}; the ODE is started from each run's state when |m| first reaches 0.1 "
               f"({section_link(7, 'theory §7.4')}).", "", "![trajectories](trajectories.png)", "",

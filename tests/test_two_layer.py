@@ -159,3 +159,30 @@ def test_tau_requires_every_parameter():
         model.tau()
     with pytest.raises(ValueError, match="unknown parameters nu"):
         model.tau(mu=0.5, nu=1)
+
+
+def test_finite_d_sgd_follows_the_ode_after_alignment():
+    from symlora.two_layer import compare_two_layer_with_ode, simulate_two_layer_sgd
+
+    model = TwoLayerLoRAModel("erf", hidden=2, teacher_hidden=1, pretraining=[0, 1], lr=2)
+    runs = simulate_two_layer_sgd(model, 400, 35, seeds=6, seed=7)
+    assert set(runs.status) == {"escaped"}
+    comparison = compare_two_layer_with_ode(model, runs, align=0.15, horizon=15)
+    # fluctuations are O(d^{-1/2}) = 0.05 per run; the overlap grows from 0.15 to ~0.25 meanwhile
+    growth = np.abs(comparison.sgd["M11"][:, -1]).mean() - 0.15
+    assert growth > 0.05
+    assert comparison.max_deviation < 0.1
+    mean_gap = np.abs((comparison.ode["M11"] - comparison.sgd["M11"]).mean(axis=0)).max()
+    assert mean_gap < 0.03
+
+
+def test_sgd_bad_input():
+    from symlora.two_layer import simulate_two_layer_sgd
+
+    model = TwoLayerLoRAModel("erf", hidden=2, pretraining=[mu, 1])
+    with pytest.raises(TypeError, match="model"):
+        simulate_two_layer_sgd("erf", 100, 1)
+    with pytest.raises(TypeError, match="d must be an integer"):
+        simulate_two_layer_sgd(model, 100.0, 1)
+    with pytest.raises(ValueError, match="needs values for mu"):
+        simulate_two_layer_sgd(model, 100, 1)

@@ -77,12 +77,16 @@ class TwoLayerLinearization:
         missing = [n for n in names if n not in parameters]
         if missing:
             raise ValueError(f"missing parameters {', '.join(missing)}")
+        n = self.jacobian_block.rows
+        if not names:  # a numeric matrix: evaluate it once, with SymPy's arbitrary precision
+            if "values" not in self._cache:
+                self._cache["values"] = np.linalg.eigvalsh(np.array(self.jacobian_block.evalf(30), dtype=float))
+            return self._cache["values"]
         if "compiled" not in self._cache:
             self._cache["compiled"] = compile_expressions(self.parameters, tuple(self.jacobian_block),
                                                           name="jacobian_block", doc="J/η, row-major")
         values = [as_float_array(parameters[n], n)[0] for n in names]
         flat = self._cache["compiled"](*values)
-        n = self.jacobian_block.rows
         matrices = np.moveaxis(flat.reshape((n, n) + flat.shape[1:]), (0, 1), (-2, -1))
         if not np.all(np.isfinite(matrices)):
             raise ValueError("the Jacobian is not finite at these parameters")

@@ -117,6 +117,9 @@ def add_model_arguments(parser):
                             "default 0)")
     group.add_argument("--rank", type=positive_int("--rank", MAX_RANK), default=1, metavar="R",
                        help=f"LoRA rank r, 1 to {MAX_RANK} (default 1)")
+    from ._two_layer import add_two_layer_arguments
+
+    add_two_layer_arguments(group)
     return group
 
 
@@ -141,6 +144,14 @@ def build_model(args):
     """The :class:`~symlora.LoRAModel` the model arguments describe."""
     from .._model import LoRAModel
 
+    two_layer = [flag for flag, value in (("--hidden", getattr(args, "hidden", None)),
+                                          ("--teacher-hidden", getattr(args, "teacher_hidden", None)),
+                                          ("--readout", getattr(args, "readout", None)),
+                                          ("--mus", getattr(args, "mus", None))) if value is not None]
+    if two_layer:
+        # only tau and derive route two-layer students (symlora/_commands/_two_layer.py) so far
+        raise CommandError(f"{', '.join(two_layer)}: two-layer students are available in 'symlora tau' and "
+                           "'symlora derive' (with --hidden K) only")
     if args.mu_perp is not None and args.pretraining != "general":
         raise CommandError("--mu-perp needs --pretraining general (aligned pre-training has w0 = mu w*)")
     return LoRAModel(args.student, args.teacher, pretraining=args.pretraining, rank=args.rank,

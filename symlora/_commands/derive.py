@@ -21,7 +21,8 @@ EXAMPLE = """examples:
   symlora derive --student x --teacher 'x**2' --format json
   symlora derive --student tanh --format latex > tanh.tex
   symlora derive --student relu --pretraining general
-  symlora derive --student erf --rank 3 --format json"""
+  symlora derive --student erf --rank 3 --format json
+  symlora derive --student relu --hidden 2 --teacher-hidden 1 --mus mu,1 --format json"""
 
 
 def register(subparsers):
@@ -217,6 +218,10 @@ def format_text(payload: dict) -> str:
 
 
 def run(args) -> int:
+    if getattr(args, "hidden", None) is not None:  # a two-layer student (symlora/_commands/_two_layer.py)
+        from ._two_layer import run_derive
+
+        return run_derive(args)
     model = build_model(args)
     fmt = getattr(args, "format", "text")
     if fmt == "latex":

@@ -15,7 +15,8 @@ EXAMPLE = """examples:
   symlora tau --student x --teacher 'x**2' --mu 0.1,0.5,0.9 --format json
   symlora tau --student tanh --mu 0.5 --precise
   symlora tau --student relu --pretraining general --mu-perp 0.3 --mu 0.5 --format json
-  symlora tau --student erf --rank 3 --mu 0.5"""
+  symlora tau --student erf --rank 3 --mu 0.5
+  symlora tau --student erf --hidden 4 --mus mu,mu,1,1 --mu 0:0.9:10"""
 
 
 #: Most mu values evaluated with --precise.
@@ -41,6 +42,10 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    if getattr(args, "hidden", None) is not None:  # a two-layer student (symlora/_commands/_two_layer.py)
+        from ._two_layer import run_tau
+
+        return run_tau(args)
     model = build_model(args)
     mu = np.asarray(args.mu, dtype=float)
     lin = model.linearization()

@@ -366,24 +366,51 @@ def ode_plateau(model, mu, threshold, t_max):
             "diffusion": model.diffusion_function()(point[0], point[1], mu)}
 
 
-def largest_escaping_lr(model, mu, threshold=0.5, iterations=12):
+def largest_escaping_lr(model, mu, threshold=0.5):
     """Largest ``η`` (model's ``B``, ``Δ``) for which the ODE from ``(1e-6, 0)`` reaches ``threshold``.
 
-    Bisection between 0 and the model's ``η`` (which must stall); each trial
-    builds the model at that ``η``.  Returns the bracket ``(escapes, stalls)``.
+    In the time ``s = ηt`` the ODE depends on ``η`` and ``B`` only through
+    ``η/B`` (the renormalisation term is ``(η/B)``-proportional), so the
+    answer at another ``B`` is ``B`` times this one over ``model.batch``.
+    One model with a symbolic ``η`` is integrated for a batch of ``η``:
+    a geometric grid below the model's ``η`` (which must stall), then a
+    linear grid inside the bracket found (relative width ~1 %).
+
+    Returns
+    -------
+    (escapes, stalls) : tuple of float
+        The ODE escapes at ``escapes`` and stalls at ``stalls`` (``escapes = 0``
+        if it stalls on the whole grid down to ``η/100``).
+
+    Raises
+    ------
+    ValueError
+        If the model's own ``η`` escapes.
     """
     from ._model import LoRAModel
 
-    lo, hi = 0.0, float(model.lr)
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        trial = LoRAModel(model.student, model.teacher, lr=sp.nsimplify(round(mid, 8)), batch=model.batch,
-                          noise=model.noise)
-        if bool(trial.escape_time(mu, 1e-6, threshold=threshold).escaped):
-            lo = mid
-        else:
-            hi = mid
-    return lo, hi
+    eta = sp.Symbol("eta", positive=True)
+    trial = LoRAModel(model.student, model.teacher, lr=eta, batch=model.batch, noise=model.noise)
+    tau = float(model.tau(mu))
+    top = float(model.lr)
+
+    def escapes(etas):
+        t_max = 6 * tau / etas.min() * math.log(threshold / 1e-6) + 100 / etas.min()
+        result = trial.escape_time(mu, 1e-6, threshold=threshold, parameters={"eta": etas}, t_max=t_max,
+                                   time_scale=tau / etas)
+        return np.asarray(result.escaped)
+
+    coarse = top * np.geomspace(1e-2, 1.0, 25)
+    ok = escapes(coarse)
+    if ok[-1]:
+        raise ValueError(f"the ODE escapes at the model's own lr = {top:g}: nothing stalls")
+    if not ok[0]:
+        return 0.0, float(coarse[0])
+    i = int(np.argmin(ok))  # first stalling point (the ODE escapes below a single η/B, see the notes)
+    fine = np.linspace(coarse[i - 1], coarse[i], 21)
+    ok_fine = escapes(fine)
+    j = int(np.argmin(ok_fine)) if not ok_fine.all() else fine.size - 1
+    return float(fine[j - 1]), float(fine[j])
 
 
 def plateau_prediction(model, mu, ds, threshold, settings, result):
@@ -403,18 +430,22 @@ def plateau_prediction(model, mu, ds, threshold, settings, result):
                             "stable plateau below the threshold; not derived.")
     sigma = solve_continuous_lyapunov(plateau["jacobian"], -plateau["diffusion"])
     barrier = (threshold - plateau["m"]) ** 2 / (2 * sigma[0, 0])
+    lr_escapes, lr_stalls = largest_escaping_lr(model, mu, threshold)
     settings = {**settings, "plateau": plateau["m"], "plateau_u": plateau["u"],
-                "plateau_sd_times_sqrt_d": float(math.sqrt(sigma[0, 0])), "barrier_rate": float(barrier)}
+                "plateau_sd_times_sqrt_d": float(math.sqrt(sigma[0, 0])), "barrier_rate": float(barrier),
+                "largest_escaping_lr": lr_escapes, "smallest_stalling_lr": lr_stalls}
     return _no_escape(
         ds, settings, f"no escape: plateau at |m| = {plateau['m']:.4g} (leaving it is a large deviation, "
-        f"t ~ exp(d ΔΦ), ΔΦ ≈ {barrier:.2g} by a Gaussian estimate)",
+        f"t ~ exp(d ΔΦ), ΔΦ ≈ {barrier:.2g} by a Gaussian estimate); escapes for η/B < {lr_escapes / settings['batch']:.4g}",
         f"The ODE from a small overlap settles at the stable fixed point |m| = {plateau['m']:.6g}, "
         f"u = {plateau['u']:.6g} < threshold {threshold}: the renormalisation term η²u²mV/(2B) balances the "
         f"gradient. At finite d the runs fluctuate around it with sd ≈ {math.sqrt(sigma[0, 0]):.3g}/sqrt(d) "
         "(linear noise approximation: JΣ + ΣJᵀ + D = 0); reaching the threshold is a large deviation, time "
         f"~ exp(d ΔΦ) with ΔΦ ≈ (threshold - m*)²/(2Σ_mm) = {barrier:.4g} (Gaussian-tail estimate, heuristic): "
         "no escape on any polynomial horizon; simulations report such runs as censored (small d can still "
-        "cross, and a large step can make SGD diverge).")
+        "cross, and a large step can make SGD diverge). The ODE depends on η and B through η/B only: it "
+        f"escapes for η/B <= {lr_escapes / settings['batch']:.6g} and stalls from {lr_stalls / settings['batch']:.6g} "
+        "on (bisection of the ODE escape in η).")
 
 
 def finite_d_law(model, mu, threshold=0.5):
@@ -429,6 +460,11 @@ def finite_d_law(model, mu, threshold=0.5):
     values = model.linearization().values(float(mu))
     settings = {"mu": float(mu), "threshold": threshold, "m0": None, **numbers}
     if abs(values["a"]) > max(values["a_error"], 1e-12):
+        result = model.escape_time(float(mu), 1e-6, threshold=threshold)
+        if not bool(np.all(result.escaped)):
+            prediction = plateau_prediction(model, float(mu), np.array([], dtype=int), threshold,
+                                            {**settings, "a": values["a"]}, result)
+            return prediction.status, prediction.law
         return "asymptotic", f"log: t_esc ≈ (τ/(2η)) log d + O(1), τ/(2η) = {values['tau'] / (2 * numbers['lr']):.6g}"
     prediction = critical_prediction(model, float(mu), np.array([], dtype=int), threshold, None, settings)
     return prediction.status, prediction.law

@@ -185,15 +185,19 @@ def reproduce(out="symlora-out", quick=False, progress=None, pairs=None) -> Path
         else:
             slope, rel = float("nan"), float("nan")
         statuses = ",".join(sorted(set(result.status)))
-        ode_rows.append((label, mu_check, f"{tau:.8g}", f"{slope:.8g}", f"{rel:.2e}", statuses))
+        # which law holds at finite d and why: log d law, or a plateau (with the largest η/B that escapes)
+        finite_status, finite_law = finite_d_law(model, mu_check)
+        ode_rows.append((label, mu_check, f"{tau:.8g}", f"{slope:.8g}", f"{rel:.2e}", statuses,
+                         f"{finite_law} ({finite_status})"))
         bar.set_postfix_str(f"ODE escape {label}", refresh=False)
         bar.update()
-    _write_csv(out / "escape_ode.csv", ["pair", "mu", "tau", "slope", "relative_error", "status"], ode_rows)
+    _write_csv(out / "escape_ode.csv", ["pair", "mu", "tau", "slope", "relative_error", "status", "finite_d_law"],
+               ode_rows)
     lines += [f"## Escape law by ODE integration (μ = {mu_check}, ε = 1e-3 … 1e-6)", "",
               f"Slope of T(ε) against log(1/ε) vs τ/η ({section_link(7, 'theory §7.3')}). Runs stuck on a plateau below |m| = 0.5 are "
-              "reported as censored, not slow.", "", "| pair | τ | slope | relative error | status |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {r[0]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} |" for r in ode_rows]
+              "reported as censored, not slow.", "", "| pair | τ | slope | relative error | status | finite-d law |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r[0]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} |" for r in ode_rows]
     lines.append("")
 
     # -- SGD --------------------------------------------------------------------------

@@ -43,7 +43,8 @@ large ``η/B``), the finite-``d`` dynamics is the ODE plus noise of variance
 ``O(1/d)`` around a *stable* fixed point: leaving it is a large deviation
 whose time grows like ``exp(c d)``.  So: no escape on any polynomial horizon,
 plateau at ``|m| = m*``.  The largest ``η`` (at the model's ``B``) that
-still escapes is found by bisection of the ODE escape in ``η``.
+still escapes follows from the ODE alone, which depends on ``η/B`` only
+(:func:`largest_escaping_lr`, a grid search over a symbolic ``η``).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def critical_prediction(model, mu, ds, threshold, m0, settings):
                           "((1-m²)κ0 = ηV/(2B)): m stalls there.")
 
     prefactor = b * B / (eta**2 * V * kappa)
-    law = f"power: t_esc ≈ {prefactor:.6g} d log d + O(d)  (p = 1, q = 1)"
+    law = f"power (conjecture, not verified by simulation): t_esc ≈ {prefactor:.6g} d log d + O(d)  (p = 1, q = 1)"
     settings.update({"m_end": m_end, "prefactor": prefactor})
     means, stds, quants, cdfs, notes, invalid = [], [], {q: [] for q in _QUANTILES}, {}, [], []
     for dim in ds:
@@ -445,7 +446,7 @@ def plateau_prediction(model, mu, ds, threshold, settings, result):
         "no escape on any polynomial horizon; simulations report such runs as censored (small d can still "
         "cross, and a large step can make SGD diverge). The ODE depends on η and B through η/B only: it "
         f"escapes for η/B <= {lr_escapes / settings['batch']:.6g} and stalls from {lr_stalls / settings['batch']:.6g} "
-        "on (bisection of the ODE escape in η).")
+        "on (grid search of the ODE escape over η).")
 
 
 def finite_d_law(model, mu, threshold=0.5):

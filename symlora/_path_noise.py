@@ -51,11 +51,33 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
-__all__ = ["escape_path_corrections"]
+__all__ = ["escape_path_corrections", "drift_has_kink"]
 
 #: Step of the central differences of the generated Jacobian that give ``∇² f``
 #: (relative error ~ h² from truncation, ~ 1e-16/h from rounding).
 _H = 1e-5
+
+
+def drift_has_kink(model, mu) -> bool:
+    """Whether ``∂²f/∂u²`` stays finite as ``u → 0`` at ``m = 0`` (a kink such as ReLU's ``u|u|``).
+
+    For a smooth odd drift ``∇²f(0) = 0``, so the curvature at ``u = 10^-6`` is
+    ``10^-3`` times that at ``u = 10^-3``; a kink keeps it of order one.  There
+    the first-order expansion of the module notes is not uniform in ``ξ``
+    (its transverse term grows like ``1/ξ``): the noise smooths the kink over
+    the width of the ``u``-fluctuations, a non-perturbative effect of order
+    ``d^{-1/2}`` that this module does not describe.
+    """
+    from ._codegen import compile_ode
+
+    compiled = compile_ode(model.ode_system())
+
+    def curvature(u, h):
+        values = [np.asarray(compiled.rhs(np.array([0.0, u + k * h]), mu), dtype=float) for k in (-1, 0, 1)]
+        return np.max(np.abs(values[0] - 2 * values[1] + values[2])) / h**2
+
+    near, far = curvature(1e-6, 1e-7), curvature(1e-3, 1e-4)
+    return bool(near > 0.1 * max(far, 1e-300) and near > 1e-8)
 
 
 def escape_path_corrections(model, mu, threshold, eps, rtol=1e-7):

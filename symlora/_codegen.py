@@ -244,25 +244,27 @@ class CompiledODE:
         flat = self._jac(*states, *parameters)
         return flat.reshape((n, n) + flat.shape[1:])
 
+    def _rhs_variant(self, rule):
+        """The right-hand side compiled with the quadrature ``rule`` ("refined" or "with_error"), cached."""
+        key = f"compiled_{rule}"
+        if key not in self.system._cache:
+            args = tuple(self.system.states) + tuple(self.system.parameters)
+            self.system._cache[key] = compile_expressions(args, self.system.rhs, name=f"rhs_{rule}", **{rule: True})
+        return self.system._cache[key]
+
     def rhs_error(self, states, *parameters):
         """Estimated quadrature error of :meth:`rhs`, same shape.
 
         ``|rhs - rhs_refined|``, the refined rule at a hundredfold tighter
         tolerance: close to the actual error (what an integrator's accuracy
-        check needs), where the error *bounds* of
-        ``compile_expressions(..., with_error=True)`` shown in reports are
-        often orders of magnitude above it.  Exact systems give zeros.
+        check needs), where the error *bounds* of :meth:`rhs_error_bound`
+        are often orders of magnitude above it.  Exact systems give zeros.
         """
         states = np.asarray(states, dtype=float)
         value = self.rhs(states, *parameters)
         if self.system.exact:
             return np.zeros_like(value)
-        key = "compiled_refined"
-        if key not in self.system._cache:
-            args = tuple(self.system.states) + tuple(self.system.parameters)
-            self.system._cache[key] = compile_expressions(args, self.system.rhs, name="rhs_refined", refined=True)
-        return np.abs(value - self.system._cache[key](*states, *parameters))
-
+        return np.abs(value - self._rhs_variant("refined")(*states, *parameters))
 
     def rhs_error_bound(self, states, *parameters):
         """A bound of the quadrature error of :meth:`rhs`, same shape (what reports show).
@@ -274,12 +276,7 @@ class CompiledODE:
         value = self.rhs(states, *parameters)
         if self.system.exact:
             return np.zeros_like(value)
-        key = "compiled_with_error"
-        if key not in self.system._cache:
-            args = tuple(self.system.states) + tuple(self.system.parameters)
-            self.system._cache[key] = compile_expressions(args, self.system.rhs, name="rhs_with_error",
-                                                          with_error=True)
-        return self.system._cache[key](*states, *parameters)[1]
+        return self._rhs_variant("with_error")(*states, *parameters)[1]
 
 
 def compile_ode(system: ODESystem) -> CompiledODE:

@@ -112,6 +112,19 @@ def _function_source(name, args, exprs, doc):
     return "\n".join(lines)
 
 
+def _embedded(module, name):
+    """The source of the SymPy-free ``module`` as a function returning its ``name``.
+
+    Each copied module gets its own namespace (the function's scope), so
+    private helpers of the same name in two modules do not collide.
+    """
+    source = inspect.getsource(module)
+    body = source[source.index("import functools"):].replace("import numpy as np\n", "np = numpy\n")
+    short = module.__name__.rsplit(".", 1)[-1]
+    return (f"# --- {short}: copied from {module.__name__} ---\n"
+            f"def {short}():\n" + textwrap.indent(body, "    ") + f"\n    return {name}\n")
+
+
 def export_model(model, path) -> Path:
     """Write a standalone module (numpy + scipy only) for ``model``.
 
@@ -173,6 +186,7 @@ def export_model(model, path) -> Path:
         + "Requires only numpy and scipy.\n\n"
         "Example: scipy.integrate.solve_ivp(rhs, (0, 10), y0, args=(mu,), jac=jacobian)\n"
         '"""',
+        "import functools",
         "import numpy",
         "import scipy.integrate",
         "import scipy.special",
@@ -184,18 +198,10 @@ def export_model(model, path) -> Path:
     ]
     exprs_all = list(system.rhs) + list(jac) + [lin.a, lin.b]
     if any(e.has(GaussianExpectation) for e in exprs_all):
-        source = inspect.getsource(_quadrature)
-        body = source[source.index("import functools") :]
-        body = body.replace("import functools\n", "import functools\n", 1).replace("import numpy as np\n", "np = numpy\n")
-        body = body.replace("from __future__ import annotations\n", "")
-        pieces.append("# --- numeric Gaussian expectations (copied from symlora._quadrature) ---")
-        pieces.append(body.replace('__all__ = ["quadrature_expectation", "DEFAULT_NODES"]\n', ""))
-        pieces.append("_gauss_expectation = quadrature_expectation\n")
-        source = inspect.getsource(_separable)
-        body = source[source.index("import functools") :].replace("import numpy as np\n", "np = numpy\n")
-        pieces.append("# --- separable Gaussian expectations by Mehler's series (copied from symlora._separable) ---")
-        pieces.append(body)
-        pieces.append("_gauss_separable = separable_expectation\n")
+        pieces.append(_embedded(_quadrature, "quadrature_expectation"))
+        pieces.append("_gauss_expectation = _quadrature()\n")
+        pieces.append(_embedded(_separable, "separable_expectation"))
+        pieces.append("_gauss_separable = _separable()\n")
     pieces.append(
         _function_source(
             "rates", args, system.rhs,

@@ -284,7 +284,7 @@ def run_full(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold, m
     the run's precision.  ``v_a = W[a] / alpha[a]`` with ``alpha[a] = |W[a]|``
     kept exact: the renormalisation ``v <- (v + c x)/|v + c x|`` becomes
     ``W <- W + alpha c x`` and a new ``alpha``, accumulated in the same pass,
-    so a step costs the draw of ``x`` (fused with the dot products ``W·x``)
+    so a step costs the draw of ``x``, the dot products ``W·x``
     and one pass for the update.
     """
     alpha = np.ones(r)
@@ -306,7 +306,6 @@ def run_full(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold, m
             norm2 += W[a, i] * W[a, i]
         alpha[a] = math.sqrt(norm2)
     zeta = np.empty((B, r))
-    z = np.empty(r)
     g = np.empty(B)
     coef = np.empty(B)
     escape_step = -1
@@ -315,16 +314,15 @@ def run_full(rng, d, mu, mu_perp, general, r, B, lr_step, noise_sd, threshold, m
     _full_statistics(W, alpha, U, r, general, records[0])
     while step < horizon:
         for b in range(B):
-            # draw x_b and take its products with W in the same pass
-            for a in range(r):
-                z[a] = 0.0
+            # draw x_b, then one product with each direction (a scalar accumulator per
+            # direction keeps the inner loop a plain dot product)
             for i in range(d):
-                xi = rng.standard_normal()
-                X[b, i] = xi
-                for a in range(r):
-                    z[a] += W[a, i] * xi
+                X[b, i] = rng.standard_normal()
             for a in range(r):
-                zeta[b, a] = z[a] / alpha[a]
+                acc = 0.0
+                for i in range(d):
+                    acc += W[a, i] * X[b, i]
+                zeta[b, a] = acc / alpha[a]
             nu = float(X[b, 0])
             lam = mu * nu
             if general:

@@ -20,7 +20,7 @@ from . import _diskcache, _ode_derivation, _statistics
 from ._activation import activation
 from ._expectation import is_exact
 from ._ode_system import ODESystem
-from ._picklable import restore_with_empty_cache, state_without_cache
+from ._picklable import FrozenFields
 from ._validate import (MU_MAX, as_float_array, check_model_parameter, check_mu, exact_mu, exact_mu_perp, mu_interval,
                         scalar_or_array)
 
@@ -35,7 +35,7 @@ _MAX_SERIES_ORDER = 8
 _ON_DISK = frozenset({"expectations", ("ode", False, False), ("ode", True, False), "linearization"})
 
 
-class LoRAModel:
+class LoRAModel(FrozenFields):  # immutable; pickles without the cache of compiled functions
     r"""Rank-``r`` LoRA fine-tuning of a single-index model (docs/theory.md §2).
 
     An immutable description of the learning problem; its methods derive the
@@ -110,13 +110,6 @@ class LoRAModel:
                 "almost everywhere and E[σ'(λ)^2] diverges; use a continuous student"
             )
 
-    # the cache holds compiled (local) functions: pickle without it, rebuild lazily
-    def __getstate__(self):
-        return state_without_cache(self)
-
-    def __setstate__(self, state):
-        restore_with_empty_cache(self, state)
-
     # ------------------------------------------------------------------ names
 
     @property
@@ -124,21 +117,6 @@ class LoRAModel:
         """Short description: pair, pre-training kind and rank."""
         pair = self.student.name if self.teacher == self.student else f"{self.student.name} / {self.teacher.name}"
         return f"{pair}, {self.pretraining}, rank {self.rank}"
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"LoRAModel is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name):
-        raise AttributeError(f"LoRAModel is immutable: cannot delete {name!r}")
-
-    def _key(self):
-        return tuple(getattr(self, name) for name in self._FIELDS)
-
-    def __eq__(self, other):
-        return type(other) is type(self) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash(self._key())
 
     def __repr__(self):
         args = [repr(self.student.name)]

@@ -19,7 +19,7 @@ import sympy as sp
 from .._activation import activation
 from .._expectation import is_exact
 from .._ode_system import ODESystem
-from .._picklable import restore_with_empty_cache, state_without_cache
+from .._picklable import FrozenFields
 from .._validate import as_exact_number, check_magnitude
 from ._expectations import ExpectationTables
 from ._geometry import Geometry, covariance_symbols
@@ -76,7 +76,7 @@ def _pretraining_matrix(pretraining, hidden, teacher_hidden) -> sp.ImmutableMatr
                      "give pretraining as a K × K* matrix of overlaps w0_k·w*_j")
 
 
-class TwoLayerLoRAModel:
+class TwoLayerLoRAModel(FrozenFields):
     r"""Two-layer student with a rank-``r`` LoRA adapter on its first layer.
 
     Parameters
@@ -146,24 +146,6 @@ class TwoLayerLoRAModel:
         for name, value in values.items():
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_cache", {})
-
-    def __getstate__(self):
-        return state_without_cache(self)
-
-    def __setstate__(self, state):
-        restore_with_empty_cache(self, state)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"TwoLayerLoRAModel is immutable: cannot set {name!r}")
-
-    def _key(self):
-        return tuple(getattr(self, name) for name in self._FIELDS)
-
-    def __eq__(self, other):
-        return type(other) is type(self) and self._key() == other._key()
-
-    def __hash__(self):
-        return hash(self._key())
 
     def __repr__(self):
         pair = repr(self.student.name) + ("" if self.teacher == self.student else f", teacher={self.teacher.name!r}")

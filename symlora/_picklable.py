@@ -31,6 +31,8 @@ class FrozenFields:
     equality).
     """
 
+    __module__ = "symlora"  # shown in help(LoRAModel) next to it, without the private module path
+
     _FIELDS: tuple = ()
 
     def __getstate__(self):

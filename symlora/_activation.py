@@ -51,12 +51,19 @@ def _relu(arg):
     return sp.Max(0, arg)
 
 
+# Sigmoid, softplus, SiLU and ELU are written in forms whose derivatives of
+# every order stay finite in double precision (|x| = 1000 and beyond):
+# 1/(1 + exp(-x)) = (1 + tanh(x/2))/2 and log(1 + exp(x)) = x/2 + log(2 cosh(x/2))
+# are the same functions, but exp(1000)/(1 + exp(1000))**2 is inf/inf.
+
+
 def _sigmoid(arg):
-    return 1 / (1 + sp.exp(-arg))
+    return (1 + sp.tanh(arg / 2)) / 2
 
 
 def _softplus(arg):
-    return sp.log(1 + sp.exp(arg))
+    # log(1 + e^x); cosh(x/2) overflows only beyond |x| = 1420
+    return arg / 2 + sp.log(2 * sp.cosh(arg / 2))
 
 
 def _gelu(arg):
@@ -65,7 +72,7 @@ def _gelu(arg):
 
 
 def _silu(arg):
-    return arg / (1 + sp.exp(-arg))
+    return arg * _sigmoid(arg)
 
 
 def _softsign(arg):
@@ -73,9 +80,10 @@ def _softsign(arg):
 
 
 def _elu(arg):
-    # α = 1; Heaviside of the (linear) argument so that the kink is visible to
-    # the engine and the quadrature
-    return arg * sp.Heaviside(arg) + (sp.exp(arg) - 1) * sp.Heaviside(-arg)
+    # α = 1: relu(x) + exp(min(x, 0)) - 1; the exponential never sees a
+    # positive argument, and Max/Min make the kink visible to the engine and
+    # the quadrature
+    return sp.Max(0, arg) + sp.exp(sp.Min(0, arg)) - 1
 
 
 def _leaky_relu(arg, slope=sp.Rational(1, 100)):
@@ -535,6 +543,9 @@ class Activation:
                 result = self.expr
             else:
                 result = _clean_distributions(sp.diff(self.derivative(order - 1), x))
+                if result.has(sp.cosh):
+                    # (log cosh u)' = sinh u / cosh u: as tanh u, finite for every u
+                    result = result.replace(sp.sinh, lambda u: sp.tanh(u) * sp.cosh(u))
             self._cache[key] = result
         return self._cache[key]
 

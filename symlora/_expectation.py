@@ -178,6 +178,11 @@ def _split_terms(expr, variables):
 
     hidden = expr.replace(is_atom, placeholder)
     inverse = {p: e for e, p in atoms.items()}
+    # atoms inside atoms (exp(x H(-x)) from elu) were replaced from the inside out
+    for p, e in inverse.items():
+        while e.has(*inverse):
+            e = e.xreplace(inverse)
+        inverse[p] = e
     result = []
     for term in sp.Add.make_args(sp.expand(hidden)):
         coef = sp.S.One

@@ -170,11 +170,23 @@ def test_safe_rewriting_keeps_values():
             assert abs(float(safe.subs(t, point).evalf()) - float(expr.subs(t, point).evalf())) < 1e-14
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "softplus", "elu"])
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "elu", "silu", "gelu"])
+def test_activation_derivatives_raise_no_floating_point_error(name):
+    # the definitions themselves (tanh, log cosh, exp(min(x, 0)) forms) are finite
+    act = activation(name)
+    points = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0])
+    for order in (0, 1, 2):
+        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+            values = act.numpy(order)(points)
+        assert np.all(np.isfinite(values))
+    assert act.numpy(0)(np.array([1000.0]))[0] == pytest.approx(1000.0 if name != "sigmoid" else 1.0)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "elu", "silu"])
 def test_rewritten_activations_raise_no_floating_point_error(name):
     act = activation(name)
     points = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0])
-    for order in (0, 1):
+    for order in (0, 1, 2):
         safe = _numerically_safe(act.derivative(order))
         func = sp.lambdify(act.expr.free_symbols.pop(), safe, modules=[{"Heaviside": lambda a, h=0.5: np.heaviside(a, h)}, "scipy", "numpy"])
         with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):  # underflow to 0 is exact enough and silent by default

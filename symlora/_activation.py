@@ -1,424 +1,43 @@
-"""Activations: parsing user text into SymPy expressions, safely.
+"""Activations: frozen SymPy expressions in ``x``, built safely from text, expressions or callables.
 
 An :class:`Activation` is a frozen wrapper around a SymPy expression in the
 real symbol :data:`x`.  Derivatives are taken in the sense of distributions:
 ``relu' = Heaviside``, ``relu'' = DiracDelta``, ``sign' = 2 DiracDelta``.
 
-User text is parsed by a small recursive-descent parser over a whitelist of
-names and operators; nothing a user types is evaluated as Python.
+User text is parsed by :mod:`symlora._activation_parser` over the names of
+:mod:`symlora._activation_catalogue`; nothing a user types is evaluated as Python.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import sympy as sp
 
+from ._activation_catalogue import (  # noqa: F401 - the limits are part of this module's interface
+    ACTIVATION_NAMES,
+    MAX_CALL_DEPTH,
+    MAX_CALLS,
+    MAX_CONSTANT_BITS,
+    MAX_DEGREE,
+    MAX_DERIVATIVE_ORDER,
+    MAX_EXPONENT,
+    MAX_HERMITE_INDEX,
+    MAX_LITERAL_EXPONENT,
+    MAX_NESTING,
+    MAX_SPEC_LENGTH,
+    _UNDERSCORE_RE,
+    x,
+)
+from ._activation_parser import _Parser, _degree_bound, _parse  # noqa: F401 - _Parser: tests reach it here
 from ._integrability import check_activation_expr
 from ._picklable import restore_with_empty_cache, state_without_cache
 from ._validate import as_exact_number, check_magnitude, check_text
 
 __all__ = ["Activation", "activation", "x", "ACTIVATION_NAMES"]
-
-#: The argument of every activation.
-x = sp.Symbol("x", real=True)
-
-MAX_SPEC_LENGTH = 400
-MAX_EXPONENT = 12
-MAX_DEGREE = 24
-MAX_HERMITE_INDEX = 24
-#: Deepest nesting of parentheses, calls and signs in activation text.
-MAX_NESTING = 30
-#: Most function calls in one activation text.
-MAX_CALLS = 40
-#: Highest derivative order (the ODE needs two; each order can double the expression).
-MAX_DERIVATIVE_ORDER = 8
-#: Deepest nesting of function calls, e.g. ``tanh(tanh(tanh(x)))`` is 3.
-MAX_CALL_DEPTH = 3
-#: Largest decimal exponent of a number literal (``1e999999999`` would take
-#: hours to build as an exact rational).
-MAX_LITERAL_EXPONENT = 100
-#: Largest size, in bits, of an exact constant built by ``**`` (towers such as
-#: ``((9**12)**12)**12 ...`` grow twelvefold per level).
-MAX_CONSTANT_BITS = 4096
-
-
-def _relu(arg):
-    return sp.Max(0, arg)
-
-
-# Sigmoid, softplus, SiLU and ELU are written in forms whose derivatives of
-# every order stay finite in double precision (|x| = 1000 and beyond):
-# 1/(1 + exp(-x)) = (1 + tanh(x/2))/2 and log(1 + exp(x)) = x/2 + log(2 cosh(x/2))
-# are the same functions, but exp(1000)/(1 + exp(1000))**2 is inf/inf.
-
-
-def _sigmoid(arg):
-    return (1 + sp.tanh(arg / 2)) / 2
-
-
-def _softplus(arg):
-    # log(1 + e^x); cosh(x/2) overflows only beyond |x| = 1420
-    return arg / 2 + sp.log(2 * sp.cosh(arg / 2))
-
-
-def _gelu(arg):
-    # x Φ(x) with Φ written through erf: the engine integrates it exactly
-    return arg * (1 + sp.erf(arg / sp.sqrt(2))) / 2
-
-
-def _silu(arg):
-    return arg * _sigmoid(arg)
-
-
-def _softsign(arg):
-    return arg / (1 + sp.Abs(arg))
-
-
-def _elu(arg):
-    # α = 1: relu(x) + exp(min(x, 0)) - 1; the exponential never sees a
-    # positive argument, and Max/Min make the kink visible to the engine and
-    # the quadrature
-    return sp.Max(0, arg) + sp.exp(sp.Min(0, arg)) - 1
-
-
-def _leaky_relu(arg, slope=sp.Rational(1, 100)):
-    # α x + (1 - α) relu(x): exact in the ReLU family
-    return slope * arg + (1 - slope) * sp.Max(0, arg)
-
-
-_NAMED: dict[str, Callable[[sp.Expr], sp.Expr]] = {
-    "x": lambda arg: arg,
-    "linear": lambda arg: arg,
-    "relu": _relu,
-    "erf": sp.erf,
-    "sigmoid": _sigmoid,
-    "tanh": sp.tanh,
-    "sign": sp.sign,
-    "softplus": _softplus,
-    "gelu": _gelu,
-    "silu": _silu,
-    "swish": _silu,
-    "softsign": _softsign,
-    "elu": _elu,
-    "leaky_relu": _leaky_relu,
-    "abs": sp.Abs,
-    "sqrt": sp.sqrt,
-    "exp": sp.exp,
-}
-
-#: Names accepted by :func:`activation` on their own (``He<k>`` is accepted too).
-ACTIVATION_NAMES = (
-    "x", "linear", "relu", "erf", "sigmoid", "tanh", "sign", "softplus",
-    "gelu", "silu", "swish", "softsign", "elu", "leaky_relu", "abs", "He<k>",
-)
-
-#: Named functions that take a second, constant argument, with its allowed range:
-#: ``leaky_relu(x, α)`` with ``0 <= α <= 1`` (default ``α = 1/100``).
-_PARAMETERS = {"leaky_relu": (sp.S.Zero, sp.S.One)}
-
-#: Names with an underscore (every other identifier with one is refused).
-_UNDERSCORE_NAMES = ("leaky_relu",)
-_UNDERSCORE_RE = re.compile(
-    r"(?<![A-Za-z0-9_])(?:" + "|".join(_UNDERSCORE_NAMES) + r")(?![A-Za-z0-9_])|(?P<bad>_+[A-Za-z0-9_]*)"
-)
-
-_HERMITE_RE = re.compile(r"He([0-9]+)\Z")
-
-
-def _named_function(name: str):
-    if name in _NAMED:
-        return _NAMED[name]
-    match = _HERMITE_RE.match(name)
-    if match:
-        k = int(match.group(1))
-        if k > MAX_HERMITE_INDEX:
-            raise ValueError(
-                f"Hermite index in {name!r} is too large (at most He{MAX_HERMITE_INDEX})"
-            )
-        return lambda arg, k=k: sp.expand(sp.hermite_prob(k, arg))
-    return None
-
-
-# --------------------------------------------------------------------------
-# Tokeniser and parser
-
-_TOKEN_RE = re.compile(
-    r"""
-    (?P<space>\s+)
-  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
-  | (?P<name>leaky_relu|[A-Za-z][A-Za-z0-9]*)
-  | (?P<op>\*\*|[-+*/(),])
-    """,
-    # ASCII only: \d and \s would otherwise accept Arabic-Indic digits or
-    # full-width characters and read them as numbers
-    re.VERBOSE | re.ASCII,
-)
-
-
-def _tokenize(text: str) -> list[tuple[str, str, int]]:
-    tokens = []
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN_RE.match(text, pos)
-        if match is None:
-            bad = text[pos]
-            hint = " (use ** for powers)" if bad == "^" else ""
-            raise ValueError(
-                f"unexpected character {bad!r} at position {pos} in activation {text!r}{hint}"
-            )
-        kind = match.lastgroup
-        if kind == "name" and match.group() not in ("x", "pi") and _named_function(match.group()) is None:
-            # report unknown names in reading order, before later characters
-            known = ", ".join(sorted(set(_NAMED) | {"He<k>", "pi", "x"}))
-            raise ValueError(
-                f"unknown name {match.group()!r} at position {pos} in activation {text!r}; known names: {known}"
-            )
-        if kind != "space":
-            tokens.append((kind, match.group(), pos))
-        pos = match.end()
-    return tokens
-
-
-class _Parser:
-    """Recursive-descent parser for activation expressions in ``x``.
-
-    Grammar::
-
-        expr   := term (('+' | '-') term)*
-        term   := unary (('*' | '/') unary)*
-        unary  := ('+' | '-') unary | power
-        power  := atom ('**' unary)?
-        atom   := NUMBER | 'x' | 'pi' | NAME '(' expr ')' | '(' expr ')'
-    """
-
-    def __init__(self, text: str):
-        self.text = text
-        self.tokens = _tokenize(text)
-        self.pos = 0
-        self.depth = 0
-        self.calls = 0
-        self.call_depth = 0
-
-    def _peek(self):
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def _next(self):
-        tok = self._peek()
-        if tok is None:
-            raise ValueError(f"activation {self.text!r} ends unexpectedly")
-        self.pos += 1
-        return tok
-
-    def _expect(self, value):
-        tok = self._next()
-        if tok[1] != value:
-            raise ValueError(
-                f"expected {value!r} but found {tok[1]!r} at position {tok[2]} in {self.text!r}"
-            )
-
-    def parse(self) -> sp.Expr:
-        if not self.tokens:
-            raise ValueError("activation text is empty")
-        result = self._expr()
-        tok = self._peek()
-        if tok is not None:
-            raise ValueError(
-                f"unexpected token {tok[1]!r} at position {tok[2]} in activation {self.text!r}"
-            )
-        return result
-
-    def _expr(self):
-        result = self._term()
-        while (tok := self._peek()) is not None and tok[1] in "+-" and tok[0] == "op":
-            self._next()
-            rhs = self._term()
-            result = result + rhs if tok[1] == "+" else result - rhs
-        return result
-
-    def _term(self):
-        result = self._unary()
-        while (tok := self._peek()) is not None and tok[1] in ("*", "/"):
-            self._next()
-            rhs = self._unary()
-            if tok[1] == "*":
-                result = result * rhs
-            else:
-                if rhs == 0 or (not rhs.free_symbols and _numerically_zero(rhs)):
-                    raise ValueError(f"division by zero in activation {self.text!r}")
-                result = result / rhs
-        return result
-
-    def _unary(self):
-        self.depth += 1
-        try:
-            if self.depth > MAX_NESTING:
-                raise ValueError(
-                    f"activation {self.text!r} is nested too deeply (more than {MAX_NESTING} levels of "
-                    "parentheses, calls or signs)"
-                )
-            return self._unary_inner()
-        finally:
-            self.depth -= 1
-
-    def _unary_inner(self):
-        tok = self._peek()
-        if tok is not None and tok[1] in ("+", "-") and tok[0] == "op":
-            self._next()
-            operand = self._unary()
-            return operand if tok[1] == "+" else -operand
-        return self._power()
-
-    def _power(self):
-        base = self._atom()
-        tok = self._peek()
-        if tok is not None and tok[1] == "**":
-            self._next()
-            exponent = self._unary()
-            return self._checked_power(base, exponent, tok[2])
-        return base
-
-    def _checked_power(self, base, exponent, pos):
-        if exponent.free_symbols:
-            raise ValueError(
-                f"exponent at position {pos} in {self.text!r} must be a constant, not {exponent}"
-            )
-        if not exponent.is_Rational:
-            raise ValueError(
-                f"exponent at position {pos} in {self.text!r} must be a rational number"
-            )
-        if abs(exponent) > MAX_EXPONENT:
-            raise ValueError(
-                f"exponent {exponent} at position {pos} in {self.text!r} is too large "
-                f"(|exponent| <= {MAX_EXPONENT})"
-            )
-        if base.free_symbols and not exponent.is_Integer:
-            raise ValueError(
-                f"only integer powers of expressions in x are allowed (position {pos} in {self.text!r})"
-            )
-        # bound the exact numbers SymPy would build before it builds them
-        bits = sum(max(abs(r.p).bit_length(), r.q.bit_length()) for r in base.atoms(sp.Rational))
-        if abs(exponent) * bits > MAX_CONSTANT_BITS:
-            raise ValueError(
-                f"power at position {pos} in {self.text!r} builds a constant that is too large "
-                f"(more than {MAX_CONSTANT_BITS} bits)"
-            )
-        return base**exponent
-
-    def _atom(self):
-        kind, value, pos = self._next()
-        if kind == "number":
-            if len(value) > 30:
-                raise ValueError(f"number {value[:20]}... at position {pos} is too long")
-            _, _, decimal_exponent = value.lower().partition("e")
-            if decimal_exponent and abs(int(decimal_exponent)) > MAX_LITERAL_EXPONENT:
-                raise ValueError(
-                    f"number {value!r} at position {pos} in {self.text!r} is too large or too small "
-                    f"(decimal exponent at most {MAX_LITERAL_EXPONENT})"
-                )
-            # Decimal text is read exactly: 0.5 is the rational 1/2.
-            return sp.Rational(value)
-        if kind == "op":
-            if value == "(":
-                inner = self._expr()
-                self._expect(")")
-                return inner
-            raise ValueError(f"unexpected {value!r} at position {pos} in activation {self.text!r}")
-        # a name
-        if value == "x":
-            tok = self._peek()
-            if tok is not None and tok[1] == "(":
-                return self._call(value, pos)
-            return x
-        if value == "pi":
-            return sp.pi
-        func = _named_function(value)
-        if func is None:
-            known = ", ".join(sorted(set(_NAMED) | {"He<k>", "pi"}))
-            raise ValueError(
-                f"unknown name {value!r} at position {pos} in activation {self.text!r}; "
-                f"known names: {known}"
-            )
-        return self._call(value, pos)
-
-    def _call(self, name, pos):
-        tok = self._peek()
-        if tok is None or tok[1] != "(":
-            raise ValueError(
-                f"{name!r} at position {pos} in {self.text!r} must be called, e.g. {name}(x)"
-            )
-        self._next()
-        self.calls += 1
-        if self.calls > MAX_CALLS:
-            raise ValueError(f"activation {self.text!r} has more than {MAX_CALLS} function calls")
-        self.call_depth += 1
-        if self.call_depth > MAX_CALL_DEPTH:
-            # each level multiplies the size of the derivatives the ODE needs
-            # (sigmoid(sigmoid(sigmoid(sigmoid(x)))) already takes minutes to derive)
-            raise ValueError(
-                f"activation {self.text!r} nests functions more than {MAX_CALL_DEPTH} deep "
-                f"(at position {pos})"
-            )
-        arg = self._expr()
-        tok = self._peek()
-        if name in _PARAMETERS and tok is not None and tok[1] == ",":
-            self._next()
-            parameter = self._constant_parameter(name, pos)
-            self._expect(")")
-            return _named_function(name)(arg, parameter)
-        self._expect(")")
-        self.call_depth -= 1
-        match = _HERMITE_RE.match(name)
-        if match:
-            # bound the degree before SymPy expands He_k(arg): He24(He24(x)) has
-            # degree 576 and takes minutes to expand, even when multiplied by 0
-            degree = int(match.group(1)) * _atom_degree_bound(arg)
-            if degree > MAX_DEGREE:
-                raise ValueError(
-                    f"{name}(...) at position {pos} in {self.text!r} has degree up to {degree} "
-                    f"in x and its functions, above the limit {MAX_DEGREE}"
-                )
-            if not arg.is_polynomial(x):
-                return sp.hermite_prob(int(match.group(1)), arg)
-        return _named_function(name)(arg)
-
-    def _constant_parameter(self, name, pos):
-        """The second argument of e.g. ``leaky_relu(x, 0.1)``: a number in the allowed range."""
-        value = self._expr()
-        low, high = _PARAMETERS[name]
-        if value.free_symbols or not value.is_Rational:
-            raise ValueError(
-                f"the parameter of {name!r} at position {pos} in {self.text!r} must be a "
-                f"rational number (a decimal such as 0.1), not {value}"
-            )
-        if not low <= value <= high:
-            raise ValueError(
-                f"the parameter of {name!r} at position {pos} in {self.text!r} must lie in "
-                f"[{low}, {high}], got {value}"
-            )
-        return value
-
-
-def _numerically_zero(constant: sp.Expr) -> bool:
-    """Whether a constant is 0 to 50 digits (``sigmoid(1) + sigmoid(-1) - 1``)."""
-    value = sp.N(constant, 50)
-    return not value.is_number or value.has(sp.nan, sp.zoo) or abs(value) < sp.Float("1e-45")
-
-
-def _parse(text: str) -> sp.Expr:
-    if len(text) > MAX_SPEC_LENGTH:
-        raise ValueError(
-            f"activation text is too long ({len(text)} characters, at most {MAX_SPEC_LENGTH})"
-        )
-    stripped = text.strip()
-    func = _named_function(stripped)
-    if func is not None and stripped not in ("sqrt", "exp"):
-        return func(x)
-    return _Parser(text).parse()
 
 
 # --------------------------------------------------------------------------
@@ -617,36 +236,6 @@ def _check_integrable(expr: sp.Expr, name: str) -> None:
     check_activation_expr(expr, x, f"activation {name!r}")
     for number in expr.atoms(sp.Number):
         check_magnitude(number, f"a constant in activation {name!r}")
-
-
-def _atom_degree_bound(expr: sp.Expr) -> int:
-    """Degree bound of ``expr`` as a polynomial in ``x`` and its function atoms (each of degree 1)."""
-    if not expr.has(x):
-        return 0
-    if expr == x or isinstance(expr, sp.Function):
-        return 1
-    if expr.is_Add:
-        return max(_atom_degree_bound(arg) for arg in expr.args)
-    if expr.is_Mul:
-        return sum(_atom_degree_bound(arg) for arg in expr.args)
-    if expr.is_Pow and expr.exp.is_Integer:
-        return abs(int(expr.exp)) * _atom_degree_bound(expr.base)
-    return 1
-
-
-def _degree_bound(expr: sp.Expr) -> int:
-    """An upper bound on the degree in ``x`` of a polynomial expression, without expanding it."""
-    if not expr.has(x):
-        return 0
-    if expr == x:
-        return 1
-    if expr.is_Add:
-        return max(_degree_bound(arg) for arg in expr.args)
-    if expr.is_Mul:
-        return sum(_degree_bound(arg) for arg in expr.args)
-    if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
-        return int(expr.exp) * _degree_bound(expr.base)
-    return int(sp.degree(expr, x))  # not reached for polynomials built by the parser
 
 
 @functools.lru_cache(maxsize=256)

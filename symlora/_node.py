@@ -20,7 +20,7 @@ from ._quadrature import quadrature_expectation, quadrature_with_error
 from ._separable import separable_expectation, separable_with_error
 from ._validate import covariance_matrix
 
-__all__ = ["GaussianExpectation", "kink_locations", "separable_parts"]
+__all__ = ["GaussianExpectation", "kink_locations", "kink_aligned", "separable_parts"]
 
 #: Functions whose value or derivative jumps where their argument vanishes.
 _KINKED = (sp.Heaviside, sp.DiracDelta, sp.sign, sp.Abs, sp.Max, sp.Min)
@@ -56,6 +56,71 @@ def kink_locations(expr, variables) -> tuple:
             if (used[0], location) not in found:
                 found.append((used[0], location))
     return tuple(sorted(found, key=lambda item: (item[0], sp.default_sort_key(item[1]))))
+
+
+def _kink_directions(expr, variables) -> list:
+    """Distinct directions ``l`` (first non-zero entry 1) of the kinks ``l·X = c`` of ``expr``, or None.
+
+    None when some kink is not along an affine form of the variables.
+    """
+    directions = []
+    for atom in sp.preorder_traversal(expr):
+        if not isinstance(atom, _KINKED):
+            continue
+        for arg in atom.args:
+            if not arg.has(*variables):
+                continue
+            if not arg.is_polynomial(*variables) or sp.Poly(arg, *variables).total_degree() != 1:
+                return None
+            row = [sp.expand(arg).coeff(v) for v in variables]
+            lead = next(c for c in row if c != 0)
+            row = tuple(sp.nsimplify(c / lead) for c in row)
+            if row not in directions:
+                directions.append(row)
+    return directions
+
+
+def kink_aligned(node):
+    """An equal expectation whose kinks lie on coordinate hyperplanes, where possible.
+
+    A kink along ``l·X = c`` with ``l`` not a coordinate axis (``relu(X + Y)``)
+    crosses the panels of the iterated quadrature rule, which then converges
+    only algebraically and its error estimate is unreliable.  With at most
+    ``k`` linearly independent kink directions ``l_1, ...`` the variables
+    ``W = T X`` (rows of ``T``: the directions, completed by coordinate axes)
+    put every kink on a hyperplane ``W_i = c``; ``Cov W = T Σ Tᵀ`` and the
+    integrand is ``f(T⁻¹ W)``.  Otherwise ``node`` itself is returned.
+
+    Examples
+    --------
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> node = GaussianExpectation(sp.Lambda((a, b), sp.Max(0, a + b) * sp.tanh(a)), sp.ImmutableMatrix([[1, 0], [0, 1]]))
+    >>> aligned = kink_aligned(node)
+    >>> aligned.covariance, kink_locations(aligned.integrand.expr, aligned.variables)
+    (Matrix([
+    [2, 1],
+    [1, 1]]), ((0, 0),))
+    """
+    variables = node.variables
+    k = len(variables)
+    directions = _kink_directions(node.integrand.expr, variables)
+    if not directions or all(sum(1 for c in row if c != 0) == 1 for row in directions):
+        return node
+    if len(directions) > k or sp.Matrix(directions).rank() < len(directions):
+        return node
+    rows = [list(row) for row in directions]
+    for i in range(k):
+        if len(rows) == k:
+            break
+        axis = [1 if j == i else 0 for j in range(k)]
+        if sp.Matrix(rows + [axis]).rank() == len(rows) + 1:
+            rows.append(axis)
+    T = sp.Matrix(rows)
+    new = [sp.Dummy(f"w{i}", real=True) for i in range(k)]
+    back = T.inv() * sp.Matrix(new)
+    integrand = node.integrand.expr.xreplace({v: back[i] for i, v in enumerate(variables)})
+    covariance = (T * sp.Matrix(node.covariance) * T.T).applyfunc(sp.expand)
+    return GaussianExpectation(sp.Lambda(tuple(new), integrand), sp.ImmutableMatrix(covariance))
 
 
 class _NotSeparable(Exception):
@@ -224,6 +289,9 @@ class GaussianExpectation(sp.Expr):
             )
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
             raise TypeError(f"tol must be a number in (0, 1), got {tol!r}")
+        aligned = kink_aligned(self)
+        if aligned is not self:
+            return aligned.numeric(tol)
         cov = [[float(c) for c in row] for row in self.covariance.tolist()]
         parts = separable_parts(self.integrand.expr, self.variables)
         if parts is not None:
@@ -257,6 +325,9 @@ class GaussianExpectation(sp.Expr):
         )
 
     def _numpycode(self, printer):
+        aligned = kink_aligned(self)
+        if aligned is not self:
+            return aligned._numpycode(printer)
         names = ", ".join(printer._print(v) for v in self.variables)
         body = printer._print(self.integrand.expr)
         rows = ", ".join(

@@ -16,34 +16,41 @@ from symlora._node import GaussianExpectation, separable_parts
 from symlora._separable import separable_expectation, separable_with_error
 
 
-def _mp_rule(dps):
-    """Composite Gauss–Legendre (24 nodes on each 1.5-wide panel of [-10.5, 10.5]) with normal weights."""
-    t, w = np.polynomial.legendre.leggauss(24)
+_EDGES = tuple(np.arange(-10.0, 10.1, 1.0))
+_LEGENDRE = [(mpmath.mpf(t), mpmath.mpf(w)) for t, w in zip(*np.polynomial.legendre.leggauss(20))]
+
+
+def _mp_normal_rule(breaks=()):
+    """Composite Gauss–Legendre (20 nodes on each panel of at most 1 of ``[-10, 10]``,
+    split at ``breaks``) with standard normal weights (the mass beyond ±10 is 1.5e-23)."""
+    edges = sorted({*map(mpmath.mpf, _EDGES), *[mpmath.mpf(b) for b in breaks if abs(b) < 10]})
     nodes, weights = [], []
-    with mpmath.workdps(dps):
-        for lo in np.arange(-10.5, 10.5, 1.5):
-            for ti, wi in zip(t, w):
-                z = mpmath.mpf(lo) + mpmath.mpf(0.75) * (1 + mpmath.mpf(ti))
-                nodes.append(z)
-                weights.append(mpmath.mpf(0.75) * mpmath.mpf(wi) * mpmath.npdf(z))
+    root = 1 / mpmath.sqrt(2 * mpmath.pi)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        half = (hi - lo) / 2
+        for ti, wi in _LEGENDRE:
+            z = lo + half * (1 + ti)
+            nodes.append(z)
+            weights.append(half * wi * root * mpmath.exp(-z * z / 2))
     return nodes, weights
 
 
-def mp_product(f, g, a, b, c, dps=20):
+def mp_product(f, g, a, b, c, dps=20, f_kinks=(), g_kinks=()):
     """E[f(X) g(Y)] for (X, Y) ~ N(0, [[a, c], [c, b]]) by nested quadrature in mpmath arithmetic.
 
     Conditioning on ``Y``: ``X | Y = y ~ N(c y / b, a - c²/b)``; both
-    integrals by composite Gauss–Legendre in standard deviations (the
-    Gaussian mass beyond ±10.5 is 1e-25).
+    integrals by composite Gauss–Legendre in standard deviations, with
+    breakpoints where ``f`` or ``g`` has a kink (``f_kinks``, ``g_kinks``).
     """
-    nodes, weights = _mp_rule(dps)
     with mpmath.workdps(dps):
         a, b, c = (mpmath.mpf(v) for v in (a, b, c))
         slope, spread, sd = c / b, mpmath.sqrt(a - c * c / b), mpmath.sqrt(b)
+        smooth = _mp_normal_rule()
         total = mpmath.mpf(0)
-        for z, w in zip(nodes, weights):
+        for z, w in zip(*_mp_normal_rule([k / sd for k in g_kinks])):
             y = sd * z
             centre = slope * y
+            nodes, weights = _mp_normal_rule([(k - centre) / spread for k in f_kinks]) if f_kinks else smooth
             inner = mpmath.fsum(wi * f(centre + spread * t) for t, wi in zip(nodes, weights))
             total += w * g(y) * inner
         return total

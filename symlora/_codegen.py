@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from . import _quadrature, _separable
+from . import _conditional, _quadrature, _separable
 from . import _symbols as S
 from ._delta_conditioning import condition_deltas, jacobian_expressions
 from ._expectation import as_expr
@@ -84,13 +84,25 @@ def _separable_with_error(left, right, a, b, c, args=()):
     return _separable.separable_with_error(left, right, a, b, c, args)
 
 
+def _conditional_with_error(parts, a, b, c, args=()):
+    # the semi-analytic route: value and the one-dimensional rule's bound
+    return _conditional.conditional_with_error(parts, a, b, c, args)
+
+
+def _refined_conditional(parts, a, b, c, args=()):
+    # the one-dimensional rule at a hundredfold tighter tolerance
+    return _conditional.conditional_with_error(parts, a, b, c, args, tol=_quadrature.DEFAULT_TOLERANCE / 100)[0]
+
+
 #: How generated code evaluates quadrature nodes: the default rules, the same with their error
 #: bounds (value, bound), or refined rules (the reference of CompiledODE.rhs_error).
 _NODE_MODULES = {
     "default": _MODULES,
-    "with_error": [{"_gauss_expectation": _expectation_with_error, "_gauss_separable": _separable_with_error}]
+    "with_error": [{"_gauss_expectation": _expectation_with_error, "_gauss_separable": _separable_with_error,
+                    "_gauss_conditional": _conditional_with_error}]
     + _MODULES[1:],
-    "refined": [{"_gauss_expectation": _refined_expectation, "_gauss_separable": _refined_separable}] + _MODULES[1:],
+    "refined": [{"_gauss_expectation": _refined_expectation, "_gauss_separable": _refined_separable,
+                 "_gauss_conditional": _refined_conditional}] + _MODULES[1:],
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
-from . import _quadrature, _separable
+from . import _conditional, _quadrature, _separable
 from . import _symbols as S
 from ._delta_conditioning import jacobian_expressions
 from ._expectation import as_expr
@@ -202,6 +202,15 @@ def export_model(model, path) -> Path:
         pieces.append("_gauss_expectation = _quadrature()\n")
         pieces.append(_embedded(_separable, "separable_expectation"))
         pieces.append("_gauss_separable = _separable()\n")
+        # the semi-analytic route calls the adaptive rule of _quadrature (passed in)
+        source = inspect.getsource(_conditional)
+        body = source[source.index("import math"):].replace("import numpy as np\n", "np = numpy\n")
+        body = body.replace("from ._quadrature import DEFAULT_TOLERANCE, quadrature_with_error\n", "")
+        pieces.append("# --- _conditional: copied from symlora._conditional ---\n"
+                      "def _conditional(quadrature_with_error, DEFAULT_TOLERANCE):\n"
+                      + textwrap.indent(body, "    ") + "\n    return conditional_expectation\n")
+        pieces.append(_embedded(_quadrature, "quadrature_with_error"))
+        pieces.append(f"_gauss_conditional = _conditional(_quadrature(), {_quadrature.DEFAULT_TOLERANCE!r})\n")
     pieces.append(
         _function_source(
             "rates", args, system.rhs,

@@ -16,11 +16,12 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from ._conditional import conditional_expectation, conditional_with_error
 from ._quadrature import quadrature_expectation, quadrature_with_error
 from ._separable import separable_expectation, separable_with_error
 from ._validate import covariance_matrix
 
-__all__ = ["GaussianExpectation", "kink_locations", "kink_aligned", "separable_parts"]
+__all__ = ["GaussianExpectation", "kink_locations", "kink_aligned", "separable_parts", "conditional_parts"]
 
 #: Functions whose value or derivative jumps where their argument vanishes.
 _KINKED = (sp.Heaviside, sp.DiracDelta, sp.sign, sp.Abs, sp.Max, sp.Min)
@@ -127,7 +128,7 @@ class _NotSeparable(Exception):
     """Internal: a factor depends on both variables."""
 
 
-def separable_parts(expr, variables):
+def separable_parts(expr, variables, allow_kinks=False):
     """``[(f_j, g_j), ...]`` with ``expr = Σ_j f_j(X) g_j(Y)``, or None.
 
     ``None`` also for integrands with kinks (their Hermite coefficients decay
@@ -142,7 +143,7 @@ def separable_parts(expr, variables):
     >>> separable_parts(sp.tanh(a * b), (a, b)) is None
     True
     """
-    if not 1 <= len(variables) <= 2 or expr.has(*_KINKED):
+    if not 1 <= len(variables) <= 2 or (expr.has(*_KINKED) and not allow_kinks):
         return None
     x, y = variables[0], (variables[1] if len(variables) == 2 else None)
     hidden = {}
@@ -196,6 +197,61 @@ def separable_parts(expr, variables):
             right, left = left * right, None
         result.append((left, right))
     return result or None
+
+
+def _pieces(expr, variable):
+    """``expr`` as ``[(p, k, t, direction), ...]`` (see :func:`symlora._conditional.conditional_mean`), or None."""
+    pieces = []
+    for term in sp.Add.make_args(sp.expand(expr)):
+        coefficient, power, indicator = sp.S.One, 0, None
+        for factor in sp.Mul.make_args(term):
+            base, exponent = factor.as_base_exp()
+            if not factor.has(variable):
+                coefficient *= factor
+            elif base == variable and exponent.is_Integer and exponent > 0:
+                power += int(exponent)
+            elif isinstance(base, sp.Heaviside) and exponent.is_Integer and exponent > 0 and indicator is None:
+                arg = sp.expand(base.args[0])
+                if not arg.is_polynomial(variable) or sp.degree(arg, variable) != 1:
+                    return None
+                slope, offset = arg.coeff(variable), arg.subs(variable, 0)
+                if not (slope.is_number and offset.is_number):
+                    return None
+                indicator = (float(-offset / slope), 1 if slope > 0 else -1)
+            else:
+                return None
+        if not coefficient.is_number:
+            return None
+        threshold, direction = indicator if indicator else (0.0, 0)
+        pieces.append((float(coefficient), power, threshold, direction))
+    return pieces
+
+
+def conditional_parts(expr, variables):
+    """``(over_x, over_y)``: parts ``(f, f_kinks, pieces)`` for :mod:`symlora._conditional`, or None.
+
+    Each separable part ``f(X) g(Y)`` with ``g`` piecewise polynomial goes
+    into ``over_x`` (``g`` integrated exactly given ``X``), with ``f``
+    piecewise polynomial into ``over_y``; parts where neither is, None.
+    """
+    if len(variables) != 2:
+        return None
+    parts = separable_parts(expr, variables, allow_kinks=True)
+    if parts is None:
+        return None
+    sides = ([], [])
+    for f, g in parts:
+        for side, (own, other) in enumerate(((f, g), (g, f))):
+            pieces = [(1.0, 0, 0.0, 0)] if other is None else _pieces(other, variables[1 - side])
+            if pieces is not None:
+                kinks = tuple(float(c) for _, c in kink_locations(own, (variables[side],))) if own is not None else ()
+                if own is not None and own.has(*_KINKED) and not kinks:
+                    return None  # a kink the rule cannot place
+                sides[side].append((own, kinks, pieces))
+                break
+        else:
+            return None
+    return sides
 
 
 class GaussianExpectation(sp.Expr):
@@ -300,6 +356,22 @@ class GaussianExpectation(sp.Expr):
             with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
                 value, error = separable_with_error(left, right, a, b, c, tol=tol)
             return float(value), float(error)
+        routes = conditional_parts(self.integrand.expr, self.variables)
+        if routes is not None:
+            value, error = 0.0, 0.0
+            for side, parts in enumerate(routes):
+                if not parts:
+                    continue
+                variable = self.variables[side]
+                numeric_parts = [
+                    (None if f is None else sp.lambdify(variable, f, modules=_NUMERIC_MODULES), kinks, pieces)
+                    for f, kinks, pieces in parts
+                ]
+                a, b = (cov[0][0], cov[1][1]) if side == 0 else (cov[1][1], cov[0][0])
+                with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+                    v, e = conditional_with_error(numeric_parts, a, b, cov[0][1], tol=tol)
+                value, error = value + float(v), error + float(e)
+            return value, error
         func = sp.lambdify(self.variables, self.integrand.expr, modules=_NUMERIC_MODULES)
         kinks = [(i, float(c)) for i, c in kink_locations(self.integrand.expr, self.variables)]
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -337,6 +409,9 @@ class GaussianExpectation(sp.Expr):
         parts = separable_parts(self.integrand.expr, self.variables)
         if parts is not None:
             return self._separable_code(printer, parts, extras)
+        routes = conditional_parts(self.integrand.expr, self.variables) if not extras else None
+        if routes is not None:
+            return self._conditional_code(printer, routes)
         kinks = kink_locations(self.integrand.expr, self.variables)
         kink_text = "(" + "".join(f"({i}, {printer._print(c)}), " for i, c in kinks) + ")"
         if extras:
@@ -368,6 +443,25 @@ class GaussianExpectation(sp.Expr):
             f"{printer._print(c)}, ({extra_names[2:]}{',' if extras else ''}))"
         )
 
+    def _conditional_code(self, printer, routes):
+        """``_gauss_conditional(parts, a, b, c)`` per side (see :mod:`symlora._conditional`)."""
+        cov = self.covariance
+        calls = []
+        for side, parts in enumerate(routes):
+            if not parts:
+                continue
+            variable = printer._print(self.variables[side])
+            text = "".join(
+                "(" + ("None" if f is None else f"(lambda {variable}: {printer._print(f)})")
+                + f", {kinks!r}, {tuple(pieces)!r}), "
+                for f, kinks, pieces in parts
+            )
+            a, b = (cov[0, 0], cov[1, 1]) if side == 0 else (cov[1, 1], cov[0, 0])
+            calls.append(
+                f"_gauss_conditional(({text}), {printer._print(a)}, {printer._print(b)}, {printer._print(cov[0, 1])})"
+            )
+        return "(" + " + ".join(calls) + ")"
+
     _scipycode = _numpycode
     _pythoncode = _numpycode
 
@@ -384,7 +478,11 @@ def _part_functions(parts, variables, modules):
 
 
 #: Names generated code needs for :class:`GaussianExpectation` nodes.
-NUMPY_NAMESPACE = {"_gauss_expectation": quadrature_expectation, "_gauss_separable": separable_expectation}
+NUMPY_NAMESPACE = {
+    "_gauss_expectation": quadrature_expectation,
+    "_gauss_separable": separable_expectation,
+    "_gauss_conditional": conditional_expectation,
+}
 
 #: Heaviside with H(0) = 1/2 for the node's own numeric evaluation.
 _NUMERIC_FUNCTIONS = {"Heaviside": lambda arg, h0=0.5: np.heaviside(arg, float(h0))}

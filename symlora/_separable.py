@@ -129,7 +129,7 @@ def _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments):
     return results
 
 
-def _prepare(left, right, a, b, c, args, tol):
+def _mehler_prepare(left, right, a, b, c, args, tol):
     if len(left) != len(right) or not left:
         raise ValueError("left and right must be non-empty sequences of the same length")
     arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in (a, b, c, *args)])
@@ -175,7 +175,7 @@ def separable_with_error(left, right, a, b, c, args=(), tol=SEPARABLE_TOLERANCE)
     >>> round(float(value), 12), bool(error < 1e-13)
     (0.186324413203, True)
     """
-    a, b, rho, extras, terms = _prepare(left, right, a, b, c, args, tol)
+    a, b, rho, extras, terms = _mehler_prepare(left, right, a, b, c, args, tol)
     values, errors = [], []
     for nodes in (COARSE_NODES, MEHLER_NODES):
         parts = _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments=True)
@@ -199,6 +199,6 @@ def separable_expectation(left, right, a, b, c, args=(), tol=SEPARABLE_TOLERANCE
     """
     if isinstance(nodes, bool) or not isinstance(nodes, int) or not 2 <= nodes <= 256:
         raise ValueError(f"nodes must be an integer in [2, 256], got {nodes!r}")
-    a, b, rho, extras, terms = _prepare(left, right, a, b, c, args, tol)
+    a, b, rho, extras, terms = _mehler_prepare(left, right, a, b, c, args, tol)
     parts = _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments=False)
     return sum(p[0] for p in parts)

@@ -1,10 +1,14 @@
 """Benchmark: cost of the generated ODE right-hand side, by pair, against the erf pair.
 
-The erf pair is closed form; tanh and sigmoid pairs evaluate two-dimensional
-Gaussian quadrature (kink-aligned composite Gauss-Legendre, order from an
-error estimate).  Prints the time of one call at a single state (what
-solve_ivp does) and on a batch of states, as ratios to the erf pair, then
-the escape-time batch against a loop of solve_ivp calls for the same pairs.
+The erf pair is closed form.  Pairs without a closed form evaluate their
+expectations semi-analytically: sums of products f(λ) g(ν) of smooth
+factors by Mehler's series over one-dimensional rules (tanh, sigmoid pairs;
+symlora._separable), a piecewise-polynomial factor (ReLU teacher) integrated
+exactly given the other variable, leaving one-dimensional kink-aligned
+quadrature (symlora._conditional).  Prints the time of one call at a single
+state (what solve_ivp does) and on a batch of states, as ratios to the erf
+pair measured in the same run, then the escape-time batch against a loop of
+solve_ivp calls for the same pairs.
 Run: python benchmarks/bench_rhs.py
 """
 

@@ -84,20 +84,21 @@ def _parts_integrals(parts, a, b, c, args, tol):
     safe_a = np.where(a > 0, a, 1.0)
     beta = np.where(a > 0, c / safe_a, 0.0)
     spread = np.sqrt(np.clip(b - beta * c, 0.0, None))
-    values, errors = 0.0, 0.0
-    for f, f_kinks, pieces in parts:
-        thresholds = sorted({t for _, _, t, direction in pieces if direction})
-        safe_beta = np.where(beta != 0, beta, 1.0)
-        # βx = t where the conditional law straddles a kink of g (outside the range when β = 0)
-        kinks = [(0, k) for k in f_kinks] + [(0, np.where(beta != 0, t / safe_beta, 1e300)) for t in thresholds]
+    safe_beta = np.where(beta != 0, beta, 1.0)
+    # one rule for all parts: breakpoints at the kinks of every f and where
+    # βx = t, the conditional law straddling a kink of g (out of range when β = 0)
+    points = sorted({k for _, f_kinks, _ in parts for k in f_kinks})
+    thresholds = sorted({t for _, _, pieces in parts for _, _, t, direction in pieces if direction})
+    kinks = [(0, k) for k in points] + [(0, np.where(beta != 0, t / safe_beta, 1e300)) for t in thresholds]
 
-        def integrand(x, beta_, spread_, *rest, f=f, pieces=pieces):
+    def integrand(x, beta_, spread_, *rest):
+        total = 0.0
+        for f, _, pieces in parts:
             value = conditional_mean(pieces, beta_ * x, spread_)
-            return value if f is None else f(x, *rest) * value
+            total = total + (value if f is None else f(x, *rest) * value)
+        return total
 
-        value, error = quadrature_with_error(integrand, [[a]], (beta, spread, *extras), kinks, tol)
-        values, errors = values + value, errors + error
-    return values, errors
+    return quadrature_with_error(integrand, [[a]], (beta, spread, *extras), kinks, tol)
 
 
 def conditional_with_error(parts, a, b, c, args=(), tol=DEFAULT_TOLERANCE):

@@ -208,7 +208,11 @@ class Activation:
                         "and cannot be evaluated pointwise"
                     )
             else:
-                raw = sp.lambdify(x, expr, modules=_NUMPY_MODULES)
+                # the overflow-free evaluation form of generated code (exp under
+                # a one-sided Heaviside evaluated on its support, logaddexp, ...)
+                from ._safe_rewriting import numerically_safe
+
+                raw = sp.lambdify(x, numerically_safe(expr), modules=_NUMPY_MODULES)
 
                 def func(arg, _raw=raw):
                     arg = np.asarray(arg, dtype=float)

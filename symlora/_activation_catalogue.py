@@ -1,10 +1,10 @@
 """The catalogue of named activations and the limits on activation text.
 
 Each name the parser accepts maps to a function building its SymPy
-expression.  Sigmoid, softplus, SiLU and ELU are written in forms whose
-derivatives of every order stay finite in double precision (tanh, log cosh,
-``exp(min(x, 0))``), so that neither :meth:`Activation.numpy` nor generated
-code overflows at extreme arguments.
+expression.  Sigmoid, softplus and SiLU are written in forms whose
+derivatives of every order stay finite in double precision (tanh, log cosh),
+so that neither :meth:`Activation.numpy` nor generated code overflows at
+extreme arguments.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _relu(arg):
     return sp.Max(0, arg)
 
 
-# Sigmoid, softplus, SiLU and ELU are written in forms whose derivatives of
+# Sigmoid, softplus and SiLU are written in forms whose derivatives of
 # every order stay finite in double precision (|x| = 1000 and beyond):
 # 1/(1 + exp(-x)) = (1 + tanh(x/2))/2 and log(1 + exp(x)) = x/2 + log(2 cosh(x/2))
 # are the same functions, but exp(1000)/(1 + exp(1000))**2 is inf/inf.
@@ -70,10 +70,10 @@ def _softsign(arg):
 
 
 def _elu(arg):
-    # α = 1: relu(x) + exp(min(x, 0)) - 1; the exponential never sees a
-    # positive argument, and Max/Min make the kink visible to the engine and
-    # the quadrature
-    return sp.Max(0, arg) + sp.exp(sp.Min(0, arg)) - 1
+    # α = 1; Heaviside of the (linear) argument so that the kink is visible to
+    # the engine and the quadrature (evaluation confines exp to its support:
+    # Activation.numpy and generated code through symlora._safe_rewriting)
+    return arg * sp.Heaviside(arg) + (sp.exp(arg) - 1) * sp.Heaviside(-arg)
 
 
 def _leaky_relu(arg, slope=sp.Rational(1, 100)):

@@ -165,6 +165,12 @@ def numerically_safe(expr):
     if expr.has(GaussianExpectation):
         nodes = expr.atoms(GaussianExpectation)
         return expr.xreplace({node: numerically_safe(node) for node in nodes})
+    # softplus is stored as v + log(2 cosh(v)) (symlora._activation_catalogue): log(2 cosh v) = logaddexp(v, -v)
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.log) and e.args[0].is_Mul and len(e.args[0].args) == 2
+        and sp.S(2) in e.args[0].args and any(isinstance(a, sp.cosh) for a in e.args[0].args),
+        lambda e: logaddexp(*(lambda v: (v, -v))(next(a for a in e.args[0].args if isinstance(a, sp.cosh)).args[0])),
+    )
     if not expr.has(sp.exp):
         return expr
     expr = expr.replace(lambda e: isinstance(e, sp.log) and _is_one_plus_exp(e.args[0]),

@@ -90,6 +90,9 @@ def _mul(a, b):
 
 
 def _interval_mul(i1, i2):
+    # a lower end of -1e-300 is a widened 0: times an unbounded factor it would
+    # read -inf (t**2 * |t| has no negative values)
+    i1, i2 = (_Info(0.0, i.hi, i.p, i.c, i.k) if -1e-250 < i.lo < 0 else i for i in (i1, i2))
     products = [_mul(a, b) for a in (i1.lo, i1.hi) for b in (i2.lo, i2.hi)]
     return _widen(min(products), max(products))
 

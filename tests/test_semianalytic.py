@@ -234,3 +234,12 @@ def test_rhs_against_mpmath(student, teacher, m, u):
     value = compile_ode(model.ode_system()).rhs(np.array([m, u]), mu)
     reference = mp_rhs(student, teacher, m, u, mu, lr, batch, noise)
     assert np.allclose(value, reference, rtol=0, atol=1e-10), (value, reference)
+
+
+def test_softsign_denominators_are_seen_positive():
+    # (1 + |t|)^3 expanded: t^2 |t| + 3 t^2 + 3 |t| + 1 >= 1 (a widened 0 times an
+    # unbounded factor once read -inf and refused the softsign/relu ODE)
+    from symlora._integrability import check_activation_expr
+
+    t = sp.Symbol("t", real=True)
+    check_activation_expr(t / (t**2 * sp.Abs(t) + 3 * t**2 + 3 * sp.Abs(t) + 1), t, "softsign''")

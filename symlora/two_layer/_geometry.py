@@ -1,6 +1,6 @@
 r"""Summary statistics of a two-layer student with a LoRA adapter, and the covariances they fix.
 
-docs/theory.md §3.1, extended to ``K`` hidden units.  The student's first
+docs/theory.md §9.2 (§3.1 extended to ``K`` hidden units).  The student's first
 layer is ``W = W0 + U V`` with ``W0 = D W*`` (``D`` a ``K × K*`` matrix of
 pre-training overlaps, ``W*`` the ``K*`` orthonormal teacher rows), ``U`` a
 ``K × r`` matrix of scales and ``V`` the ``r`` unit LoRA directions ``v_a``.

@@ -1,4 +1,4 @@
-r"""Linearisation of the two-layer ODE at the uninformative point (docs/theory.md §4, ``K`` units).
+r"""Linearisation of the two-layer ODE at the uninformative point (docs/theory.md §9.4).
 
 At ``M = 0``, ``U = 0`` (``W = W0``: the adapter is off and its directions
 carry no information) every right-hand side vanishes, whatever the overlaps

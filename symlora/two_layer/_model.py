@@ -1,6 +1,6 @@
 r"""TwoLayerLoRAModel: a committee (two-layer) student with a rank-``r`` LoRA adapter.
 
-The learning problem (docs/theory.md §2 with ``K`` hidden units): inputs
+The learning problem (docs/theory.md §9.1): inputs
 ``x ~ N(0, I_d)``; teacher ``y = c* Σ_j σ*(w*_j·x) + √Δ ξ`` with ``K*``
 orthonormal ``w*_j``; student ``ŷ = c Σ_k σ(w_k·x)`` with first layer
 ``W = W0 + U V``, ``W0 = D W*`` frozen, ``U`` (``K × r`` scales) and ``V``

@@ -1,4 +1,4 @@
-r"""The ODE of the two-layer statistics (docs/theory.md §3.2-3.3 with ``K`` hidden units).
+r"""The ODE of the two-layer statistics (docs/theory.md §9.3).
 
 Per sample, the error is ``e = c Σ_k σ(λ_k) - y`` and the loss ``e²/2``.
 The gradient with respect to ``U_ka`` is ``c e σ'(λ_k) ζ_a``; with respect to

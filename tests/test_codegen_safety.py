@@ -47,16 +47,16 @@ def _reference(expr):
 
 
 def _cases():
+    # derivatives with a Dirac delta have no pointwise value: they are integrated out before code is generated
     for spec in SPECS:
         for order in (0, 1, 2):
-            yield pytest.param(spec, order, id=f"{spec}-d{order}")
+            if not activation(spec).derivative(order).has(sp.DiracDelta):
+                yield pytest.param(spec, order, id=f"{spec}-d{order}")
 
 
 @pytest.mark.parametrize("spec, order", list(_cases()))
 def test_generated_activation_code_is_finite_and_exact_at_extreme_inputs(spec, order):
     expr = activation(spec).derivative(order)
-    if expr.has(sp.DiracDelta):
-        pytest.skip("a Dirac delta has no pointwise value")
     reference = np.array([_reference(expr)(p) for p in EXTREME])
     vectorised = compile_expressions([x], [expr], name="sigma")
     with np.errstate(all="raise", under="ignore"):

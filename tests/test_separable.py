@@ -78,7 +78,7 @@ def test_value_and_bound_against_mpmath(case, a, b, c):
     reference = float(mp_product(mf, mg, a, b, c))
     assert abs(float(value) - reference) <= bound
     assert bound < 1e-11
-    assert float(separable_expectation([f], [g], a, b, c)) == pytest.approx(float(value), abs=bound)
+    assert float(separable_expectation([f], [g], a, b, c)) == pytest.approx(float(value), abs=float(bound))
 
 
 def test_batch_equals_elementwise():

@@ -220,4 +220,20 @@ def evaluation_form(expr):
     everywhere, and ``exp(a) H(-a)`` then stays confined to its support),
     then :func:`numerically_safe`.
     """
-    return numerically_safe(kink_normal_form(condition_deltas(expr)))
+    return _clamped_square_roots(numerically_safe(kink_normal_form(condition_deltas(expr))))
+
+
+def _clamped_square_roots(expr):
+    """``sqrt(x) -> sqrt(max(x, 0))`` where ``x`` is not known to be non-negative.
+
+    The arguments are squared norms (``P = u²(1 - m²)``, ``1 - m²``) that are
+    non-negative on every state the statistics can take, but an integrator's
+    trial stage or rounding can push ``|m|`` a hair past 1; the clamp keeps
+    such a stage finite (no NaN, no numpy warning) and changes nothing on the
+    state space.  Applied after differentiation, so Jacobians are unaffected.
+    """
+    def is_open_root(e):
+        return (e.is_Pow and e.exp == sp.S.Half and bool(e.base.free_symbols)
+                and e.base.is_nonnegative is not True and not isinstance(e.base, sp.Max))
+
+    return expr.replace(is_open_root, lambda e: sp.sqrt(sp.Max(e.base, 0)))

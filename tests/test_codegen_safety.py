@@ -19,6 +19,7 @@ import pytest
 import sympy as sp
 
 from symlora import LoRAModel, activation
+from symlora import _symbols as S
 from symlora._activation import ACTIVATION_NAMES, x
 from symlora._codegen import compile_expressions, compile_ode
 from symlora._export import scalar_function_source
@@ -99,3 +100,19 @@ def test_generated_rhs_and_jacobian_raise_nothing_at_extreme_states(student, tea
         step[j] = h
         slope = (compiled.rhs(point + step, mu[3:4]) - compiled.rhs(point - step, mu[3:4])) / (2 * h)
         np.testing.assert_allclose(jacobian[:, j, 3], slope[:, 0], rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("student", ["relu", "erf"])
+def test_rhs_stays_finite_when_a_trial_stage_overshoots_the_sphere(student):
+    # |m| a hair above 1 happens in Runge-Kutta trial stages once v has aligned; sqrt(1 - m²) must not be NaN
+    compiled = compile_ode(LoRAModel(student).ode_system())
+    states = np.array([[1 + 1e-9, -1 - 1e-9, 0.3], [0.4, 0.4, 0.4]])
+    with np.errstate(all="raise", under="ignore"):
+        rhs = compiled.rhs(states, np.array([0.5, 0.5, 0.5]))
+    assert np.all(np.isfinite(rhs))
+    # on the state space the clamp changes nothing: the interior value is the unclamped one
+    model = LoRAModel(student)
+    exact = model.ode()
+    values = {S.m: sp.Rational(3, 10), S.u: sp.Rational(2, 5), S.mu: sp.Rational(1, 2)}
+    for i, state in enumerate(model.states):
+        assert rhs[i, 2] == pytest.approx(float(sp.N(exact[state].subs(values), 30)), rel=1e-12)

@@ -287,13 +287,8 @@ class _Reducer:
         rest[l] -= 1
         total = sp.S.Zero
         # derivative of the remaining monomial
-        for j in range(self.n):
-            if rest[j] > 0 and cov[l, j] != 0:
-                lowered = list(rest)
-                lowered[j] -= 1
-                total += cov[l, j] * rest[j] * self.expectation(
-                    _Term(tuple(lowered), term.heavisides, term.erfs, (), ()), cov
-                )
+        for weight, lowered in _monomial_derivatives(rest, cov, l):
+            total += weight * self.expectation(_Term(lowered, term.heavisides, term.erfs, (), ()), cov)
         # derivative of each Heaviside: a delta
         for i, h in enumerate(term.heavisides):
             c = sp.Add(*[cov[l, j] * h[j] for j in range(self.n)])
@@ -330,13 +325,8 @@ class _Reducer:
             l = next(i for i, k in enumerate(alpha) if k > 0)
             rest = list(alpha)
             rest[l] -= 1
-            value = sp.S.Zero
-            for j in range(self.n):
-                if rest[j] > 0 and cov[l, j] != 0:
-                    lowered = list(rest)
-                    lowered[j] -= 1
-                    value += cov[l, j] * rest[j] * self._moment(tuple(lowered), cov)
-            value = sp.expand(value)
+            value = sp.expand(sp.Add(*[weight * self._moment(lowered, cov)
+                                       for weight, lowered in _monomial_derivatives(rest, cov, l)]))
         self.moment_cache[key] = value
         return value
 
@@ -385,6 +375,15 @@ def _term_expr(term: _Term, variables):
 
 #: Above this operation count, closed forms are returned as derived (no simplification).
 _TIDY_LIMIT = 400
+
+
+def _monomial_derivatives(beta, cov, l):
+    """Stein's lemma on ``x_l x^β``: the pairs ``(Σ_lj β_j, β - e_j)`` of the terms ``E[∂_j x^β]``."""
+    for j, power in enumerate(beta):
+        if power > 0 and cov[l, j] != 0:
+            lowered = list(beta)
+            lowered[j] -= 1
+            yield cov[l, j] * power, tuple(lowered)
 
 
 def _tidy(expr):

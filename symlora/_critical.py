@@ -432,13 +432,21 @@ def plateau_prediction(model, mu, ds, threshold, settings, result):
     sigma = solve_continuous_lyapunov(plateau["jacobian"], -plateau["diffusion"])
     barrier = (threshold - plateau["m"]) ** 2 / (2 * sigma[0, 0])
     lr_escapes, lr_stalls = largest_escaping_lr(model, mu, threshold)
+    batch = settings["batch"]
+    if lr_escapes > 0:
+        short_bound = f"the ODE escapes for η/B < {lr_escapes / batch:.4g} (d → ∞)"
+        long_bound = (f"escapes for η/B <= {lr_escapes / batch:.6g} and stalls from {lr_stalls / batch:.6g} on (grid "
+                      "search of the ODE escape over η)")
+    else:
+        short_bound = f"the ODE stalls for every η/B searched, down to {lr_stalls / batch:.4g}"
+        long_bound = (f"stalls for every η/B searched, down to {lr_stalls / batch:.6g} (a geometric grid from the "
+                      "model's η/B down to 1 % of it); whether a smaller η/B escapes is not derived")
     settings = {**settings, "plateau": plateau["m"], "plateau_u": plateau["u"],
                 "plateau_sd_times_sqrt_d": float(math.sqrt(sigma[0, 0])), "barrier_rate": float(barrier),
                 "largest_escaping_lr": lr_escapes, "smallest_stalling_lr": lr_stalls}
     return _no_escape(
         ds, settings, f"no escape: plateau at |m| = {plateau['m']:.4g} (leaving it is a large deviation, "
-        f"t ~ exp(d ΔΦ), ΔΦ ≈ {barrier:.2g} by a Gaussian estimate); the ODE escapes for η/B < "
-        f"{lr_escapes / settings['batch']:.4g} (d → ∞)",
+        f"t ~ exp(d ΔΦ), ΔΦ ≈ {barrier:.2g} by a Gaussian estimate); {short_bound}",
         f"The ODE from a small overlap settles at the stable fixed point |m| = {plateau['m']:.6g}, "
         f"u = {plateau['u']:.6g} < threshold {threshold}: the renormalisation term η²u²mV/(2B) balances the "
         f"gradient. At finite d the runs fluctuate around it with sd ≈ {math.sqrt(sigma[0, 0]):.3g}/sqrt(d) "
@@ -446,8 +454,7 @@ def plateau_prediction(model, mu, ds, threshold, settings, result):
         f"~ exp(d ΔΦ) with ΔΦ ≈ (threshold - m*)²/(2Σ_mm) = {barrier:.4g} (Gaussian-tail estimate, heuristic): "
         "no escape on any polynomial horizon; simulations report such runs as censored (small d can still "
         "cross, and a large step can make SGD diverge). The ODE depends on η and B through η/B only: it "
-        f"escapes for η/B <= {lr_escapes / settings['batch']:.6g} and stalls from {lr_stalls / settings['batch']:.6g} "
-        "on (grid search of the ODE escape over η). This bound is a d → ∞ statement: just above it the plateau "
+        f"{long_bound}. This bound is a d → ∞ statement: just above it the plateau "
         "is shallow and finite-d runs can still cross the threshold (He3 at μ = 0.5, d = 2000, twice the bound: "
         "the ODE settles at |m| = 0.33, all of 12 SGD runs escaped).")
 

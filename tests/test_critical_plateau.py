@@ -34,3 +34,10 @@ def test_finite_d_law_reports_the_plateau_and_the_escaping_ratio():
     status, law = finite_d_law(LoRAModel("x**3 - 3*x", lr=1), 0.5)
     assert status == "no escape" and "plateau" in law and "η/B <" in law
     assert finite_d_law(LoRAModel("x", lr=1), 0.5)[0] == "asymptotic"
+
+
+def test_plateau_law_never_prints_a_zero_bound():
+    # He4 at mu = 0.5 stalls for every eta/B on the searched grid: the law says so instead of "η/B < 0"
+    status, law = finite_d_law(LoRAModel("He4", lr=1), 0.5)
+    assert status == "no escape" and "plateau" in law
+    assert "η/B < 0 " not in law + " " and "stalls for every η/B searched" in law

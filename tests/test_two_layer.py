@@ -186,3 +186,8 @@ def test_sgd_bad_input():
         simulate_two_layer_sgd(model, 100.0, 1)
     with pytest.raises(ValueError, match="needs values for mu"):
         simulate_two_layer_sgd(model, 100, 1)
+    # parameter values are numbers: text is refused by type, never handed to SymPy
+    with pytest.raises(TypeError, match=r"parameters\['mu'\] must be a number"):
+        simulate_two_layer_sgd(model, 100, 1, parameters={"mu": "__import__('os')"})
+    with pytest.raises(TypeError, match="parameters must be a dict"):
+        simulate_two_layer_sgd(model, 100, 1, parameters=[("mu", 0.5)])

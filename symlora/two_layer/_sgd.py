@@ -116,7 +116,9 @@ def simulate_two_layer_sgd(model, d, t_max, *, seeds=8, seed=None, parameters=No
         raise ValueError(f"seeds must lie in [1, 10000], got {seeds}")
     t_max = as_float(t_max, "t_max", positive=True, high=1e6)
     threshold = as_float(threshold, "threshold", positive=True)
-    values = dict(parameters or {})
+    if parameters is not None and not isinstance(parameters, dict):
+        raise TypeError(f"parameters must be a dict of numbers, got {type(parameters).__name__}")
+    values = {str(k): as_float(v, f"parameters[{k!r}]") for k, v in (parameters or {}).items()}
     D = np.array([[_numeric(e, "pretraining", values) for e in row] for row in model.pretraining.tolist()])
     lr, noise = _numeric(model.lr, "lr", values), _numeric(model.noise, "noise", values)
     batch = int(_numeric(model.batch, "batch", values))

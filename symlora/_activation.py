@@ -34,6 +34,7 @@ from ._activation_catalogue import (  # noqa: F401 - the limits are part of this
 )
 from ._activation_parser import _Parser, _degree_bound, _parse  # noqa: F401 - _Parser: tests reach it here
 from ._integrability import check_activation_expr
+from ._overflow_safe import overflow_safe
 from ._picklable import restore_with_empty_cache, state_without_cache
 from ._validate import as_exact_number, check_magnitude, check_text
 
@@ -208,11 +209,9 @@ class Activation:
                         "and cannot be evaluated pointwise"
                     )
             else:
-                # the overflow-free evaluation form of generated code (exp under
-                # a one-sided Heaviside evaluated on its support, logaddexp, ...)
-                from ._safe_rewriting import numerically_safe
-
-                raw = sp.lambdify(x, numerically_safe(expr), modules=_NUMPY_MODULES)
+                # the overflow-free form generated code uses too (exp under a
+                # one-sided Heaviside evaluated on its support, logaddexp, ...)
+                raw = sp.lambdify(x, overflow_safe(expr), modules=_NUMPY_MODULES)
 
                 def func(arg, _raw=raw):
                     arg = np.asarray(arg, dtype=float)

@@ -72,7 +72,7 @@ def _softsign(arg):
 def _elu(arg):
     # α = 1; Heaviside of the (linear) argument so that the kink is visible to
     # the engine and the quadrature (evaluation confines exp to its support:
-    # Activation.numpy and generated code through symlora._safe_rewriting)
+    # Activation.numpy and generated code through symlora._overflow_safe)
     return arg * sp.Heaviside(arg) + (sp.exp(arg) - 1) * sp.Heaviside(-arg)
 
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from . import _conditional, _quadrature, _separable
 from . import _symbols as S
 from ._delta_conditioning import condition_deltas, jacobian_expressions
 from ._expectation import as_expr
 from ._export import export_model, scalar_function_source
-from ._node import NUMPY_NAMESPACE, GaussianExpectation
+from ._node import GaussianExpectation
+from ._node_groups import MODULES, compile_nodes
 from ._ode_system import ODESystem
 from ._safe_rewriting import evaluation_form
 from ._safe_rewriting import numerically_safe as _numerically_safe  # noqa: F401 (tests import it here)
@@ -47,73 +47,13 @@ __all__ = [
 ]
 
 
-def _heaviside(arg, h0=0.5):
-    return np.heaviside(arg, float(h0))
-
-
-def _dirac(*_):
-    raise ValueError("generated code cannot evaluate a Dirac delta pointwise")
-
-
-_MODULES = [NUMPY_NAMESPACE, {"Heaviside": _heaviside, "DiracDelta": _dirac}, "scipy", "numpy"]
-
-
 #: Rounding allowance of error bounds, in units in the last place of ``max(1, |value|)``.
 ROUNDING_ULPS = 16
 
 
-def _refined_expectation(func, cov, nodes=None, args=(), kinks=()):
-    # the adaptive rule at a hundredfold tighter tolerance (kinks on breakpoints)
-    return _quadrature.quadrature_expectation(func, cov, None, args, kinks, tol=_quadrature.DEFAULT_TOLERANCE / 100)
-
-
-def _refined_separable(left, right, a, b, c, args=()):
-    # Mehler's series with more terms and a finer one-dimensional rule
-    return _separable.separable_expectation(
-        left, right, a, b, c, args, tol=_separable.SEPARABLE_TOLERANCE / 100, nodes=3 * _separable.MEHLER_NODES // 2
-    )
-
-
-def _expectation_with_error(func, cov, nodes=None, args=(), kinks=()):
-    # the default rule's own value and error bound, |I(2n) - I(n)| plus rounding
-    return _quadrature.quadrature_with_error(func, cov, args, kinks)
-
-
-def _separable_with_error(left, right, a, b, c, args=()):
-    # Mehler's series: value and bound (truncation + rule difference + rounding)
-    return _separable.separable_with_error(left, right, a, b, c, args)
-
-
-def _conditional_with_error(parts, a, b, c, args=()):
-    # the semi-analytic route: value and the one-dimensional rule's bound
-    return _conditional.conditional_with_error(parts, a, b, c, args)
-
-
-def _refined_conditional(parts, a, b, c, args=()):
-    # the one-dimensional rule at a hundredfold tighter tolerance
-    return _conditional.conditional_with_error(parts, a, b, c, args, tol=_quadrature.DEFAULT_TOLERANCE / 100)[0]
-
-
-#: How generated code evaluates quadrature nodes: the default rules, the same with their error
-#: bounds (value, bound), or refined rules (the reference of CompiledODE.rhs_error).
-_NODE_MODULES = {
-    "default": _MODULES,
-    "with_error": [{"_gauss_expectation": _expectation_with_error, "_gauss_separable": _separable_with_error,
-                    "_gauss_conditional": _conditional_with_error}]
-    + _MODULES[1:],
-    "refined": [{"_gauss_expectation": _refined_expectation, "_gauss_separable": _refined_separable,
-                 "_gauss_conditional": _refined_conditional}] + _MODULES[1:],
-}
-
-
 @functools.lru_cache(maxsize=256)
 def _lambdify(args: tuple, exprs: tuple):
-    return sp.lambdify(args, list(exprs), modules=_MODULES, cse=True)
-
-
-@functools.lru_cache(maxsize=256)
-def _lambdify_node(args: tuple, node, rule: str = "default"):
-    return sp.lambdify(args, node, modules=_NODE_MODULES[rule])
+    return sp.lambdify(args, list(exprs), modules=MODULES, cse=True)
 
 
 def compile_expressions(args, exprs, name="generated", doc="", *, with_error=False, refined=False):
@@ -185,7 +125,7 @@ def compile_expressions(args, exprs, name="generated", doc="", *, with_error=Fal
     if with_error and refined:
         raise ValueError("with_error and refined exclude each other")
     rule = "with_error" if with_error else ("refined" if refined else "default")
-    node_functions = [_lambdify_node(args, node, rule) for node in nodes]
+    node_values_at = compile_nodes(args, nodes, rule)
     n = len(exprs)
     if with_error and nodes:
         slopes = _lambdify(args + placeholders, tuple(sp.diff(p, E) for p in plain for E in placeholders))
@@ -195,7 +135,7 @@ def compile_expressions(args, exprs, name="generated", doc="", *, with_error=Fal
             raise TypeError(f"{name} takes {len(args)} arguments ({', '.join(map(str, args))}), got {len(values)}")
         arrays = [np.asarray(v, dtype=float) for v in values]
         shape = np.broadcast_shapes(*(a.shape for a in arrays)) if arrays else ()
-        node_values = [f(*arrays) for f in node_functions]
+        node_values = node_values_at(*arrays)
         bounds = np.zeros((n,) + shape)
         if with_error and nodes:
             node_values, node_errors = zip(*node_values)

@@ -1,6 +1,6 @@
 r"""Two-dimensional Gaussian expectations of separable integrands, in one dimension.
 
-Every expectation of the ODE is a sum of products ``f_j(X) g_j(Y)`` of
+Every expectation of the ODE is a sum of products ``f_i(X) g_j(Y)`` of
 functions of one variable each (the activations act on single fields).  For
 ``(X, Y)`` centred Gaussian with variances ``a, b`` and correlation
 ``ρ = c/√(ab)``, Mehler's formula turns the two-dimensional integral into a
@@ -13,13 +13,30 @@ sum of products of one-dimensional ones:
 
 with ``Z ~ N(0, 1)``.  The coefficients of all ``k <= K`` come from a single
 one-dimensional rule in ``Z`` (composite Gauss–Legendre on fixed panels, the
-Hermite table precomputed once), so ``f`` and ``g`` are each evaluated at a few
-hundred points instead of a two-dimensional grid, and a batch of states costs
-one matrix product.
+Hermite table precomputed once).
+
+Evaluation order
+----------------
+:class:`MehlerSums` evaluates many such sums at once (all expectations of an
+ODE right-hand side that share a covariance): with ``w_z`` the rule's
+weights, the truncated series is
+
+.. math::
+
+    \sum_{k \le K} ρ^k \hat f_k \hat g_k
+    = \sum_z f(\sqrt{a} z)\, G_ρ(z),\qquad
+    G_ρ(z) = w_z \sum_{k \le K} h_k(z)\, ρ^k \hat g_k,
+
+the same finite sum in another order: only the right-hand functions are
+expanded in Hermite coefficients, and their coefficients are computed once
+when ``Var Y`` does not depend on the state (aligned pre-training: ``b = 1``).
+A call then evaluates each left function once on the rule's nodes, forms
+``G_ρ`` with one matrix product per batch and contracts: a handful of numpy
+calls whatever the number of expectations.
 
 Error bound
 -----------
-Two parts, added:
+Two parts, added (:meth:`MehlerSums.with_error`):
 
 * truncation: by Cauchy–Schwarz,
   ``|Σ_{k>K} ρ^k f_k g_k| <= |ρ|^{K+1} sqrt(T_f T_g)`` with
@@ -39,10 +56,11 @@ This module is free of SymPy (generated code uses it on its own).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
-__all__ = ["separable_expectation", "separable_with_error"]
+__all__ = ["MehlerSums", "separable_expectation", "separable_with_error"]
 
 #: Panel edges of the one-dimensional rule in standard deviations: beyond
 #: ±12 the factor sqrt(φ) that every Hermite coefficient carries is < 1e-15.
@@ -59,10 +77,12 @@ MAX_TERMS = 160
 #: Default target error (absolute, relative to max(1, |E|)).
 SEPARABLE_TOLERANCE = 1e-13
 
+_EPS = np.finfo(float).eps
+
 
 @functools.lru_cache(maxsize=8)
 def _mehler_rule(nodes: int):
-    """Standard-normal rule ``(z, w)`` and the table ``w h_k(z)`` (``k <= MAX_TERMS``, one row per k)."""
+    """Standard-normal rule ``(z, w)`` and the table ``w h_k(z)`` (``(N, MAX_TERMS + 1)``, one column per k)."""
     t, w = np.polynomial.legendre.leggauss(nodes)
     t, w = (t + 1) / 2, w / 2
     zs, ws = [], []
@@ -77,74 +97,230 @@ def _mehler_rule(nodes: int):
     table[1] = z
     for k in range(1, MAX_TERMS):
         table[k + 1] = (z * table[k] - np.sqrt(k) * table[k - 1]) / np.sqrt(k + 1)
-    return z, w, table * w
+    return z, w, np.ascontiguousarray((table * w).T)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=512)
 def _mehler_table(nodes: int, terms: int):
-    """``(N, terms + 1)`` contiguous: values ``(..., N)`` @ table = coefficients."""
-    return np.ascontiguousarray(_mehler_rule(nodes)[2][: terms + 1].T)
+    """``(N, terms + 1)`` and its transpose, contiguous: values ``(..., N)`` @ table = coefficients."""
+    table = np.ascontiguousarray(_mehler_rule(nodes)[2][:, : terms + 1])
+    return table, np.ascontiguousarray(table.T)
 
 
-def _part_values(func, scale, z, shape, extras):
-    """``func(scale * z)`` with the node axis last, broadcast to ``shape + (N,)``."""
-    point = scale[..., None] * z if shape else float(scale) * z
-    value = np.asarray(func(point, *[e[..., None] for e in extras]), dtype=float)
-    return value if value.shape == shape + z.shape else np.broadcast_to(value, shape + z.shape)
+def _terms(rho, tol):
+    """Mehler terms needed for ``|ρ|^K`` to fall below the tolerance (the coefficients only help)."""
+    return _terms_of(float(np.max(np.abs(rho))) if rho.size else 0.0, tol)
 
 
-def _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments):
-    """Per part: (value of Σ_k ρ^k f_k g_k, Parseval deficits or None, scale for rounding)."""
-    z, w, _ = _mehler_rule(nodes)
-    table = _mehler_table(nodes, terms)
-    shape = rho.shape
-    scales = [np.sqrt(np.clip(v, 0.0, None)) for v in (a, b)]
-    powers = rho[..., None] ** np.arange(terms + 1) if terms else None
-    cache = {}
-
-    def values(func, side):
-        key = (id(func), side)
-        if key not in cache:
-            cache[key] = _part_values(func, scales[side], z, shape, extras)
-        return cache[key]
-
-    results = []
-    for f, g in zip(left, right):
-        if f is None or g is None:
-            v = values(f if g is None else g, 0 if g is None else 1)
-            mean = v @ w
-            results.append((mean, None, np.abs(v) @ w if moments else None))
-            continue
-        vf, vg = values(f, 0), values(g, 1)
-        cf, cg = vf @ table, vg @ table
-        value = np.sum(powers * cf * cg, axis=-1) if terms else cf[..., 0] * cg[..., 0]
-        if not moments:
-            results.append((value, None, None))
-            continue
-        mf, mg = (vf * vf) @ w, (vg * vg) @ w
-        # Parseval deficits (the L² mass beyond K), floored at rounding level
-        df = np.maximum(mf - np.sum(cf * cf, axis=-1), 0.0) + 1e-15 * mf
-        dg = np.maximum(mg - np.sum(cg * cg, axis=-1), 0.0) + 1e-15 * mg
-        results.append((value, np.sqrt(df * dg), np.sqrt(mf * mg)))
-    return results
+def _terms_of(worst, tol):
+    if worst >= 1:
+        return MAX_TERMS
+    return int(min(MAX_TERMS, max(4, math.ceil(math.log(tol / 10) / math.log(max(worst, 1e-300))))))
 
 
-def _mehler_prepare(left, right, a, b, c, args, tol):
+_POWERS = np.arange(MAX_TERMS + 1, dtype=float)
+
+
+def _stack(values, shape):
+    """The functions' values as one array ``(count,) + shape`` (broadcast where a function returned less)."""
+    try:
+        array = np.array(values, dtype=float)
+        if array.shape[1:] == shape:
+            return array
+    except ValueError:
+        pass
+    return np.stack([np.broadcast_to(np.asarray(v, dtype=float), shape) for v in values])
+
+
+def _check_nodes(nodes):
+    if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or not 2 <= nodes <= 256:
+        raise ValueError(f"nodes must be an integer in [2, 256], got {nodes!r}")
+
+
+class MehlerSums:
+    """``out_n = Σ_{i,j} C[n, i, j] E[f_i(X) g_j(Y)]`` for several outputs ``n`` at once.
+
+    Parameters
+    ----------
+    left, right : callable or None
+        ``left(x, *args)`` returns the sequence of the ``p`` functions
+        ``f_i(x, *args)`` (vectorised), ``right`` the ``q`` functions
+        ``g_j``; None when there are none.
+    combination : array_like, shape ``(n, p + 1, q + 1)``
+        Coefficients ``C``; index ``p`` (``q``) stands for the constant 1.
+    right_variance : float, optional
+        ``Var Y`` when it is the same for every call and the ``g_j`` take no
+        ``args``: their Hermite coefficients are then computed once.
+
+    Examples
+    --------
+    >>> sums = MehlerSums(lambda x: [np.tanh(x)], lambda y: [np.tanh(y)], [[[1.0, 0.0], [0.0, 0.0]]], 1.0)
+    >>> round(float(sums(1.0, 1.0, 0.5)[0]), 12)  # E[tanh X tanh Y], Var 1, Cov 1/2
+    0.186324413203
+    """
+
+    def __init__(self, left, right, combination, right_variance=None):
+        combination = np.asarray(combination, dtype=float)
+        if combination.ndim != 3 or combination.shape[0] < 1:
+            raise ValueError(f"combination must have shape (outputs, p + 1, q + 1), got {combination.shape}")
+        self.left, self.right = left, right
+        self.p, self.q = combination.shape[1] - 1, combination.shape[2] - 1
+        self.combination = combination
+        self.right_variance = None if right_variance is None else float(right_variance)
+        self.pairs = bool(np.any(combination[:, : self.p, : self.q]))
+        # (n, p * (q + 1)): what multiplies the sums with a left function; and the left constant's rows
+        self._main = np.ascontiguousarray(combination[:, : self.p, :].reshape(combination.shape[0], -1))
+        self._pairs = np.ascontiguousarray(combination[:, : self.p, : self.q].reshape(combination.shape[0], -1))
+        self._ones = np.ascontiguousarray(combination[:, : self.p, self.q])
+        self._fixed = {}
+
+    # --- the pieces ---------------------------------------------------------------
+
+    def _values(self, func, count, variance, args, shape, z):
+        """``(count,) + shape + (N,)`` values of a side's functions at ``sqrt(variance) z``."""
+        point = np.sqrt(np.clip(variance, 0.0, None))[..., None] * z
+        if point.shape != shape + z.shape:
+            point = np.broadcast_to(point, shape + z.shape)
+        return _stack(func(point, *[e[..., None] for e in args]), shape + z.shape)
+
+    def _right_coefficients(self, nodes, b, args, shape, terms):
+        """Hermite coefficients ``(q + 1, ..., terms + 1)`` of the right functions, the constant last (e_0)."""
+        if self.right_variance is not None:
+            if nodes not in self._fixed:
+                z, _, table = _mehler_rule(nodes)
+                fixed = np.zeros((self.q + 1, MAX_TERMS + 1))
+                if self.q:
+                    fixed[: self.q] = self._values(self.right, self.q, np.float64(self.right_variance), (), (), z) @ table
+                fixed[self.q, 0] = 1.0
+                self._fixed[nodes] = fixed
+            return self._fixed[nodes][:, : terms + 1]
+        table, _ = _mehler_table(nodes, terms)
+        coefficients = np.zeros((self.q + 1,) + shape + (terms + 1,))
+        if self.q:
+            z = _mehler_rule(nodes)[0]
+            coefficients[: self.q] = self._values(self.right, self.q, b, args, shape, z) @ table
+        coefficients[self.q, ..., 0] = 1.0
+        return coefficients
+
+    def _prepare(self, a, b, c, args, tol):
+        arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in (a, b, c, *args)])
+        a, b, c, args = arrays[0], arrays[1], arrays[2], arrays[3:]
+        ab = a * b
+        positive = ab > 0
+        rho = np.clip(np.where(positive, c / np.sqrt(np.where(positive, ab, 1.0)), 0.0), -1.0, 1.0)
+        terms = _terms(rho, tol) if self.pairs else 0
+        return a, b, rho, args, a.shape, terms
+
+    # --- evaluation --------------------------------------------------------------
+
+    def __call__(self, a, b, c, args=(), tol=SEPARABLE_TOLERANCE, nodes=MEHLER_NODES):
+        """Values ``(n,) + broadcast shape`` with the rule of ``nodes`` nodes per panel (no error estimate)."""
+        if not args and self.right_variance is not None and all(isinstance(v, (float, int)) for v in (a, b, c)):
+            return self._single(float(a), float(b), float(c), tol, nodes)
+        a, b, rho, args, shape, terms = self._prepare(a, b, c, args, tol)
+        n, q, expand = self.combination.shape[0], self.q, (1,) * len(shape)
+        z, w, _ = _mehler_rule(nodes)
+        _, table_t = _mehler_table(nodes, terms)
+        right = self._right_coefficients(nodes, b, args, shape, terms)  # (q + 1, [shape,] K + 1)
+        # the left constant times E[g_j] (the k = 0 coefficients)
+        out = np.tensordot(self.combination[:, self.p, :], right[..., 0], axes=(1, 0))
+        if out.ndim == 1:
+            out = out.reshape((n,) + expand)
+        if not self.p:
+            return np.array(np.broadcast_to(out, (n,) + shape), dtype=float)
+        if right.ndim == 2 and shape:
+            right = right.reshape((q + 1,) + expand + (terms + 1,))
+        left = self._values(self.left, self.p, a, args, shape, z)  # (p,) + shape + (N,)
+        # G_ρ on the nodes: w_z Σ_k h_k(z) ρ^k g_jk for each right function, then w_z for the constant
+        powers = rho[..., None] ** _POWERS[: terms + 1]
+        constant = np.broadcast_to(w, (1,) + shape + z.shape)
+        kernel = np.concatenate([(right[:q] * powers) @ table_t, constant]) if q else constant
+        if not shape:
+            return self._main @ (left @ kernel.T).reshape(-1) + out
+        if kernel.shape[1:] != shape + z.shape:
+            kernel = np.broadcast_to(kernel, (q + 1,) + shape + z.shape)
+        # per element (p, N) @ (N, q + 1), then the combination
+        sums = np.matmul(np.moveaxis(left, 0, -2), np.moveaxis(kernel, 0, -1))
+        return np.moveaxis(sums.reshape(shape + (-1,)) @ self._main.T, -1, 0) + out
+
+    def _single(self, a, b, c, tol, nodes):
+        """:meth:`__call__` at one state with the right coefficients fixed: the same sums, fewest numpy calls."""
+        rho = c / math.sqrt(a * b) if a * b > 0 else 0.0
+        rho = min(1.0, max(-1.0, rho))
+        terms = _terms_of(abs(rho), tol) if self.pairs else 0
+        z, w, _ = _mehler_rule(nodes)
+        _, table_t = _mehler_table(nodes, terms)
+        right = self._right_coefficients(nodes, b, (), (), terms)
+        out = self._constant_out(nodes, right)
+        if not self.p:
+            return out.copy()
+        left = _stack(self.left(math.sqrt(max(a, 0.0)) * z), (z.size,))
+        means = left @ w
+        if not self.q:
+            return self._ones @ means + out
+        kernel = (right[: self.q] * (rho ** _POWERS[: terms + 1])) @ table_t
+        return self._pairs @ (left @ kernel.T).reshape(-1) + self._ones @ means + out
+
+    def _constant_out(self, nodes, right):
+        # Σ_j C[n, p, j] E[g_j]: fixed per rule
+        key = ("out", nodes)
+        if key not in self._fixed:
+            self._fixed[key] = self.combination[:, self.p, :] @ right[:, 0]
+        return self._fixed[key]
+
+    def with_error(self, a, b, c, args=(), tol=SEPARABLE_TOLERANCE):
+        """Values and error bounds (truncation + rule difference + rounding), each ``(n,) + broadcast shape``."""
+        a, b, rho, args, shape, terms = self._prepare(a, b, c, args, tol)
+        C = self.combination
+        values = []
+        for nodes in (COARSE_NODES, MEHLER_NODES):
+            z, w, _ = _mehler_rule(nodes)
+            table, _ = _mehler_table(nodes, terms)
+            right = np.broadcast_to(self._right_coefficients(nodes, b, args, shape, terms),
+                                    (self.q + 1,) + shape + (terms + 1,))
+            left = np.zeros((self.p + 1,) + shape + (terms + 1,))
+            left_square = np.ones((self.p + 1,) + shape)
+            if self.p:
+                f = self._values(self.left, self.p, a, args, shape, z)
+                left[: self.p] = f @ table
+                left_square[: self.p] = (f * f) @ w
+            left[self.p, ..., 0] = 1.0
+            powers = rho[..., None] ** _POWERS[: terms + 1]
+            sums = np.einsum("i...k,j...k->ij...", left * powers, right)  # (p + 1, q + 1) + shape
+            values.append(np.tensordot(C, sums, axes=([1, 2], [0, 1])))
+        # the finer rule's Parseval deficits and second moments
+        right_square = np.ones((self.q + 1,) + shape)
+        if self.q:
+            g = (self._values(self.right, self.q, np.float64(self.right_variance), (), shape, z)
+                 if self.right_variance is not None else self._values(self.right, self.q, b, args, shape, z))
+            right_square[: self.q] = (g * g) @ w
+        deficit_left = np.maximum(left_square - np.sum(left * left, axis=-1), 0.0) + 1e-15 * left_square
+        deficit_right = np.maximum(right_square - np.sum(right * right, axis=-1), 0.0) + 1e-15 * right_square
+        deficit_left[self.p], deficit_right[self.q] = 0.0, 0.0  # the constant 1 has no tail
+        weights = np.abs(C)
+        tail = np.abs(rho) ** (terms + 1) * np.tensordot(
+            weights, np.sqrt(deficit_left[:, None] * deficit_right[None, :]), axes=([1, 2], [0, 1]))
+        rounding = 16 * _EPS * np.tensordot(
+            weights, np.sqrt(left_square[:, None] * right_square[None, :]), axes=([1, 2], [0, 1]))
+        error = np.abs(values[1] - values[0]) + tail + rounding
+        return np.asarray(values[1], dtype=float), np.asarray(error, dtype=float)
+
+
+def _from_callables(left, right):
+    """A :class:`MehlerSums` with one output, ``Σ_j left[j] · right[j]`` (None: the constant 1)."""
     if len(left) != len(right) or not left:
         raise ValueError("left and right must be non-empty sequences of the same length")
-    arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in (a, b, c, *args)])
-    a, b, c, extras = arrays[0], arrays[1], arrays[2], arrays[3:]
-    ab = a * b
-    rho = np.clip(np.where(ab > 0, c / np.sqrt(np.where(ab > 0, ab, 1.0)), 0.0), -1.0, 1.0)
-    worst = float(np.max(np.abs(rho))) if rho.size else 0.0
-    # terms needed for |ρ|^K to fall below the tolerance (the coefficients only help)
-    if all(f is None or g is None for f, g in zip(left, right)):
-        terms = 0
-    elif worst >= 1:
-        terms = MAX_TERMS
-    else:
-        terms = int(min(MAX_TERMS, max(4, np.ceil(np.log(tol / 10) / np.log(max(worst, 1e-300))))))
-    return a, b, rho, extras, terms
+    lefts = list(dict.fromkeys(f for f in left if f is not None))
+    rights = list(dict.fromkeys(g for g in right if g is not None))
+    combination = np.zeros((1, len(lefts) + 1, len(rights) + 1))
+    for f, g in zip(left, right):
+        combination[0, len(lefts) if f is None else lefts.index(f),
+                    len(rights) if g is None else rights.index(g)] += 1.0
+
+    def side(functions):
+        return (lambda x, *args: [func(x, *args) for func in functions]) if functions else None
+
+    return MehlerSums(side(lefts), side(rights), combination)
 
 
 def separable_with_error(left, right, a, b, c, args=(), tol=SEPARABLE_TOLERANCE):
@@ -175,16 +351,8 @@ def separable_with_error(left, right, a, b, c, args=(), tol=SEPARABLE_TOLERANCE)
     >>> round(float(value), 12), bool(error < 1e-13)
     (0.186324413203, True)
     """
-    a, b, rho, extras, terms = _mehler_prepare(left, right, a, b, c, args, tol)
-    values, errors = [], []
-    for nodes in (COARSE_NODES, MEHLER_NODES):
-        parts = _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments=True)
-        values.append(sum(p[0] for p in parts))
-        tail = sum(np.abs(rho) ** (terms + 1) * p[1] for p in parts if p[1] is not None)
-        rounding = 16 * np.finfo(float).eps * sum(p[2] for p in parts)
-        errors.append(tail + rounding)
-    error = np.abs(values[1] - values[0]) + errors[1]
-    return np.asarray(values[1], dtype=float), np.asarray(error, dtype=float)
+    value, error = _from_callables(left, right).with_error(a, b, c, args, tol)
+    return value[0], error[0]
 
 
 def separable_expectation(left, right, a, b, c, args=(), tol=SEPARABLE_TOLERANCE, nodes=MEHLER_NODES):
@@ -197,8 +365,6 @@ def separable_expectation(left, right, a, b, c, args=(), tol=SEPARABLE_TOLERANCE
     >>> round(float(separable_expectation([np.tanh], [np.tanh], 1.0, 1.0, 0.5)), 12)
     0.186324413203
     """
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 2 <= nodes <= 256:
-        raise ValueError(f"nodes must be an integer in [2, 256], got {nodes!r}")
-    a, b, rho, extras, terms = _mehler_prepare(left, right, a, b, c, args, tol)
-    parts = _mehler_parts(left, right, a, b, rho, terms, nodes, extras, moments=False)
-    return sum(p[0] for p in parts)
+    _check_nodes(nodes)
+    sums = _from_callables(left, right)
+    return sums(a, b, c, args, tol, nodes)[0]

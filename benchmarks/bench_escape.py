@@ -2,10 +2,12 @@
 
 Both use the same generated right-hand side and tolerances (DOP853, rtol
 1e-10, atol 1e-14); the loop uses a terminal event per mu (the usual
-route).  Closed-form pairs (x, erf, relu) and quadrature pairs (tanh,
-sigmoid: every right-hand-side call evaluates Gaussian quadrature nodes).
-Prints CPU time (``process_time``: robust on a shared machine), the ratio
-loop / batched and the largest relative difference of the answers.
+route).  Closed-form pairs (x, erf, relu) and pairs whose right-hand side
+evaluates quadrature nodes: tanh/tanh, sigmoid/sigmoid, tanh/erf, gelu/silu
+(Mehler's series, symlora._separable) and sigmoid/relu (the semi-analytic
+route, symlora._conditional).  Prints CPU time (``process_time``: robust on
+a shared machine), the ratio loop / batched and the largest relative
+difference of the answers.
 Run: python benchmarks/bench_escape.py [--quick]
 """
 
@@ -20,8 +22,8 @@ from symlora._codegen import compile_ode
 
 EPS = 1e-4
 THRESHOLD = 0.5
-CLOSED_FORM = ("x", "erf", "relu")
-QUADRATURE = ("tanh", "sigmoid")
+CLOSED_FORM = (("x", "x"), ("erf", "erf"), ("relu", "relu"))
+QUADRATURE = (("tanh", "tanh"), ("sigmoid", "sigmoid"), ("tanh", "erf"), ("sigmoid", "relu"), ("gelu", "silu"))
 
 
 def solve_ivp_loop(model, mu_values, t_max):
@@ -40,9 +42,13 @@ def solve_ivp_loop(model, mu_values, t_max):
     return np.array(times)
 
 
-def compare(name, mu_values, out=print):
-    """Batched vs looped escape times for student = teacher = ``name``; returns (ratio, max relative difference)."""
-    model = LoRAModel(name)
+def compare(pair, mu_values, out=print):
+    """Batched vs looped escape times for ``pair`` (student, teacher) or one name for both.
+
+    Returns (ratio loop / batched CPU time, max relative difference of the escape times).
+    """
+    student, teacher = (pair, pair) if isinstance(pair, str) else pair
+    model = LoRAModel(student, teacher)
     model.escape_time(mu_values[:2], EPS)  # compile once
     start = time.process_time()
     batched = model.escape_time(mu_values, EPS, threshold=THRESHOLD)
@@ -53,8 +59,8 @@ def compare(name, mu_values, out=print):
     both = np.isfinite(looped) & np.isfinite(batched.time)
     diff = float(np.max(np.abs(batched.time[both] / looped[both] - 1))) if both.any() else float("nan")
     ratio = loop_time / batched_time
-    out(f"{name:8s} {mu_values.size:4d} mu: batched {batched_time:8.3f} s, solve_ivp loop {loop_time:8.2f} s -> "
-        f"ratio {ratio:6.1f}x; max relative difference {diff:.1e}; "
+    out(f"{student + '/' + teacher:17s} {mu_values.size:4d} mu: batched {batched_time:8.3f} s, solve_ivp loop "
+        f"{loop_time:8.2f} s -> ratio {ratio:6.1f}x; max relative difference {diff:.1e}; "
         f"escaped {np.sum(batched.status == 'escaped')}/{mu_values.size} (loop {np.sum(np.isfinite(looped))})")
     return ratio, diff
 
@@ -66,10 +72,10 @@ def main(argv=None):
     closed = np.linspace(0.05, 0.8, 8 if args.quick else 400)
     quadrature = np.linspace(0.05, 0.8, 4 if args.quick else 40)
     print(f"escape times, eps = {EPS}, threshold = {THRESHOLD}; CPU time")
-    for name in CLOSED_FORM:
-        compare(name, closed)
-    for name in QUADRATURE:
-        compare(name, quadrature)
+    for pair in CLOSED_FORM:
+        compare(pair, closed)
+    for pair in QUADRATURE:
+        compare(pair, quadrature)
 
 
 if __name__ == "__main__":

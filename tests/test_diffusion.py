@@ -153,3 +153,91 @@ def test_diffusion_appears_in_latex_and_generated_code():
     assert "Diffusion" in tex
     out = model.diffusion_function()(np.array([0.1, 0.2]), np.array([0.3, 0.4]), 0.5)
     assert out.shape == (2, 2, 2)
+
+
+def _rank_r_step_increments(model, star, perp, V, u, mu, mu_perp, d, n, seed):
+    """``n`` independent SGD steps of the rank-r learner from one state, written from the definition.
+
+    The directions live in the first ``k`` coordinates (``star``, ``perp``, rows of ``V``); the other
+    ``d - k`` coordinates of the ``B`` inputs enter only through their Gram matrix, a Wishart matrix
+    with ``d - k`` degrees of freedom, so the step is exact without drawing ``d`` numbers per input.
+    Returns the increments of the statistics in the order of ``model.states``.
+    """
+    from scipy.stats import wishart
+
+    rng = np.random.default_rng(seed)
+    r, k = V.shape
+    B, eta = int(model.batch), float(model.lr)
+    noise = float(model.noise)
+    sig, dsig, teacher = model.student.numpy(0), model.student.numpy(1), model.teacher.numpy(0)
+    X = rng.standard_normal((n, B, k))
+    rest = wishart.rvs(df=d - k, scale=np.eye(B), size=n, random_state=rng).reshape(n, B, B)
+    gram = X @ X.transpose(0, 2, 1) + rest  # x_b·x_c over all d coordinates
+    w = mu * star + mu_perp * perp + u @ V
+    lam, nu = X @ w, X @ star
+    zeta = X @ V.T  # (n, B, r)
+    labels = teacher(nu) + np.sqrt(noise) * rng.standard_normal((n, B))
+    g = (sig(lam) - labels) * dsig(lam)
+    c = -eta / d * u[None, None, :] * g[:, :, None] / B  # v_a <- v_a + Σ_b c_ba x_b (then normalised)
+    low = V[None] + np.einsum("nba,nbk->nak", c, X)
+    # |v_a + Σ c x|² and (v_a + Σ c x)·(v_b + Σ c x): the low part plus Σ_bc c_ba c_cb' <x_b, x_c>_rest
+    inner = low @ low.transpose(0, 2, 1) + np.einsum("nba,nbc,nce->nae", c, rest, c)
+    norms = np.sqrt(np.einsum("naa->na", inner))
+    new = {"m": (low @ star) / norms, "s": (low @ perp) / norms,
+           "u": u - eta / d * np.einsum("nb,nba->na", g, zeta) / B}
+    old = {"m": V @ star, "s": V @ perp, "u": u}
+    q_new = inner / norms[:, :, None] / norms[:, None, :]
+    out = []
+    for state in model.states:
+        name = state.name
+        if name.startswith("q"):
+            a, b = int(name[1]) - 1, int(name[2]) - 1
+            out.append(q_new[:, a, b] - V[a] @ V[b])
+        else:
+            a = int(name[1:]) - 1 if len(name) > 1 else 0
+            out.append(new[name[0]][:, a] - old[name[0]][a])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("pretraining", ["aligned", "general"])
+def test_rank3_diffusion_against_monte_carlo_of_sgd_steps(pretraining):
+    """Rank 3, batch 2, label noise: the covariance of one literal SGD step is D/d² (and its mean the drift/d)."""
+    model = LoRAModel("x", teacher="x + x**3/3", pretraining=pretraining, rank=3, lr=sp.Rational(7, 10), batch=2,
+                      noise=sp.Rational(1, 10))
+    rng = np.random.default_rng(5)
+    r, k = 3, 5
+    star, perp = np.eye(k)[0], np.eye(k)[1]
+    V = rng.standard_normal((r, k))
+    if pretraining == "aligned":
+        V[:, 1] = 0.0  # no w⊥ in the problem: keep the directions off it
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    u = np.array([0.8, -0.5, 0.3])
+    mu, mu_perp = 0.5, (0.3 if pretraining == "general" else 0.0)
+    d, n = 4000, 200_000
+    steps = _rank_r_step_increments(model, star, perp, V, u, mu, mu_perp, d, n, seed=8)
+    values = {"m": V @ star, "s": V @ perp, "u": u}
+    state = []
+    for st in model.states:
+        name = st.name
+        state.append(V[int(name[1]) - 1] @ V[int(name[2]) - 1] if name.startswith("q") else values[name[0]][int(name[1:]) - 1])
+    params = [mu] + ([mu_perp] if pretraining == "general" else [])
+    D = np.asarray(model.diffusion_function()(*state, *params), dtype=float)
+    point = dict(zip(model.states, state))
+    point.update(dict(zip(model.parameters, params)))
+    X = (steps - steps.mean(axis=1, keepdims=True)) * d
+    worst = 0.0
+    for i in range(len(state)):
+        for j in range(i, len(state)):
+            p = X[i] * X[j]
+            z = (p.mean() - D[i, j]) / (p.std() / np.sqrt(n))
+            worst = max(worst, abs(z))
+    assert worst < 4.5
+    rhs = model.ode()
+    for i, st in enumerate(model.states):  # the mean step is drift/d
+        expected = float(rhs[st].subs(point))
+        z = (steps[i].mean() * d - expected) / (steps[i].std() * d / np.sqrt(n))
+        assert abs(z) < 4.5, (st, steps[i].mean() * d, expected)
+    # a wrong D fails: halving the u-noise is many standard errors away
+    iu = [i for i, st in enumerate(model.states) if st.name == "u1"][0]
+    p = X[iu] ** 2
+    assert abs(p.mean() - D[iu, iu] / 2) / (p.std() / np.sqrt(n)) > 10

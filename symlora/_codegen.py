@@ -52,11 +52,61 @@ ROUNDING_ULPS = 16
 
 
 @functools.lru_cache(maxsize=256)
-def _lambdify(args: tuple, exprs: tuple):
-    return sp.lambdify(args, list(exprs), modules=MODULES, cse=True)
+def _lambdify(args: tuple, exprs: tuple, definitions: tuple = ()):
+    return sp.lambdify(args, list(exprs), modules=MODULES, cse=_staged_cse(definitions) if definitions else True)
 
 
-def compile_expressions(args, exprs, name="generated", doc="", *, with_error=False, refined=False):
+def _staged_cse(definitions):
+    """A ``cse`` for ``lambdify`` that assigns ``definitions`` inside the generated function.
+
+    One ``sympy.cse`` runs over the definitions and the expressions together,
+    then every assignment (the definitions and the common subexpressions) is
+    put after the ones it uses.
+    """
+    symbols = [symbol for symbol, _ in definitions]
+
+    def cse(exprs):
+        replacements, reduced = sp.cse([expr for _, expr in definitions] + list(exprs))
+        assignments = replacements + list(zip(symbols, reduced[: len(symbols)]))
+        return _in_dependency_order(assignments), reduced[len(symbols):]
+
+    return cse
+
+
+def _in_dependency_order(assignments):
+    """``(symbol, expr)`` pairs reordered so that each comes after those it uses (a depth-first walk)."""
+    value = dict(assignments)
+    position = {symbol: i for i, (symbol, _) in enumerate(assignments)}
+    emitted, visiting, ordered = set(), set(), []
+    for root, _ in assignments:
+        stack = [(root, False)]
+        while stack:
+            symbol, children_done = stack.pop()
+            if children_done:
+                visiting.discard(symbol)
+                emitted.add(symbol)
+                ordered.append((symbol, value[symbol]))
+                continue
+            if symbol in emitted:
+                continue
+            if symbol in visiting:
+                raise ValueError(f"definitions depend on each other in a cycle (through {symbol})")
+            visiting.add(symbol)
+            stack.append((symbol, True))
+            uses = (value[symbol].free_symbols & value.keys()) - emitted
+            stack.extend((use, False) for use in sorted(uses, key=position.get, reverse=True))
+    return ordered
+
+
+def _inline(definitions, exprs):
+    """``exprs`` with the ``definitions`` substituted (in order)."""
+    values = {}
+    for symbol, expr in definitions:
+        values[symbol] = expr.xreplace(values)
+    return tuple(e.xreplace(values) for e in exprs)
+
+
+def compile_expressions(args, exprs, name="generated", doc="", *, with_error=False, refined=False, definitions=()):
     """Compile SymPy expressions into one vectorised numpy function.
 
     Parameters
@@ -64,9 +114,17 @@ def compile_expressions(args, exprs, name="generated", doc="", *, with_error=Fal
     args : sequence of sympy.Symbol
         Argument order of the generated function.
     exprs : sequence of sympy.Expr
-        Expressions in ``args`` (other free symbols are an error).
+        Expressions in ``args`` and the symbols of ``definitions`` (other
+        free symbols are an error).
     name, doc : str
         Name and description for the generated docstring.
+    definitions : sequence of (sympy.Symbol, sympy.Expr)
+        Intermediate quantities computed once inside the generated function,
+        in order (each may use ``args`` and earlier definitions), sharing one
+        common-subexpression elimination with ``exprs``.  A structured
+        system stays small this way (see :class:`~symlora.ODESystem`).  With
+        quadrature nodes anywhere, the definitions are substituted instead
+        (nodes are compiled from ``args`` alone).
     with_error : bool
         Also return a bound of the quadrature error of each value: every
         :class:`~symlora.GaussianExpectation` node's own bound
@@ -108,7 +166,16 @@ def compile_expressions(args, exprs, name="generated", doc="", *, with_error=Fal
     """
     args = tuple(args)
     exprs = tuple(as_expr(e, "expression") for e in exprs)
-    free = set().union(*(e.free_symbols for e in exprs)) - set(args)
+    definitions = tuple((symbol, as_expr(e, "definition")) for symbol, e in definitions)
+    if any(e.has(GaussianExpectation) for e in exprs + tuple(e for _, e in definitions)):
+        exprs, definitions = _inline(definitions, exprs), ()
+    known = set(args)
+    for symbol, e in definitions:
+        if not isinstance(symbol, sp.Symbol) or symbol in known or not e.free_symbols <= known:
+            raise ValueError(f"cannot compile {name}: definition {symbol} is not a new symbol or uses symbols "
+                             "that are neither arguments nor defined before it")
+        known.add(symbol)
+    free = set().union(*(e.free_symbols for e in exprs)) - known
     if free:
         raise ValueError(
             f"cannot compile {name}: free symbols {', '.join(sorted(map(str, free)))} are not arguments "
@@ -116,12 +183,13 @@ def compile_expressions(args, exprs, name="generated", doc="", *, with_error=Fal
         )
     # deltas conditioned away, overflow-free forms (softplus, sigmoid, ...) before any code is generated
     exprs = tuple(evaluation_form(e) for e in exprs)
+    definitions = tuple((symbol, evaluation_form(e)) for symbol, e in definitions)
     # Quadrature nodes are compiled on their own: common-subexpression
     # elimination must not pull their integration variables out of the lambda.
     nodes = sorted(set().union(*(e.atoms(GaussianExpectation) for e in exprs)), key=sp.default_sort_key)
     placeholders = tuple(sp.Dummy(f"E{i}") for i in range(len(nodes)))
     plain = tuple(e.xreplace(dict(zip(nodes, placeholders))) for e in exprs)
-    main = _lambdify(args + placeholders, plain)
+    main = _lambdify(args + placeholders, plain, definitions)
     if with_error and refined:
         raise ValueError("with_error and refined exclude each other")
     rule = "with_error" if with_error else ("refined" if refined else "default")
@@ -201,7 +269,8 @@ class CompiledODE:
         key = f"compiled_{rule}"
         if key not in self.system._cache:
             args = tuple(self.system.states) + tuple(self.system.parameters)
-            self.system._cache[key] = compile_expressions(args, self.system.rhs, name=f"rhs_{rule}", **{rule: True})
+            self.system._cache[key] = compile_expressions(args, self.system.rhs, name=f"rhs_{rule}",
+                                                          definitions=self.system.definitions, **{rule: True})
         return self.system._cache[key]
 
     def rhs_error(self, states, *parameters):
@@ -238,7 +307,8 @@ def compile_ode(system: ODESystem) -> CompiledODE:
     key = "compiled"
     if key not in system._cache:
         args = tuple(system.states) + tuple(system.parameters)
-        rhs = compile_expressions(args, system.rhs, name="rhs", doc=f"d/dt of {system.states} for {system.name}")
+        rhs = compile_expressions(args, system.rhs, name="rhs", doc=f"d/dt of {system.states} for {system.name}",
+                                  definitions=system.definitions)
 
         def jac(*arrays):
             # compiled on first use: explicit integrators never ask, and for large systems (two-layer

@@ -162,7 +162,7 @@ def jacobian_expressions(system: ODESystem) -> sp.Matrix:
         if system.exact:
             jac = system.jacobian()
         else:
-            rhs = sp.Matrix([kink_normal_form(r) for r in system.rhs])
+            rhs = sp.Matrix([kink_normal_form(r) for r in system.inlined_rhs])
             jac = rhs.jacobian(sp.Matrix(system.states)).applyfunc(condition_deltas)
         system._cache[key] = jac
     return system._cache[key]

@@ -28,6 +28,13 @@ class ODESystem:
         (:class:`symlora.GaussianExpectation`).
     name : str
         A human-readable description ("erf / erf, aligned, rank 1").
+    definitions : tuple of (sympy.Symbol, sympy.Expr)
+        Intermediate quantities, in evaluation order: each expression may
+        use the states, the parameters and the symbols defined before it,
+        and the right-hand sides may use all of them.  They keep large
+        systems structured (a committee's right-hand side is a few matrices
+        of expectations combined by sums over units, see
+        :mod:`symlora.two_layer`); :attr:`inlined_rhs` substitutes them.
     """
 
     states: tuple
@@ -35,6 +42,7 @@ class ODESystem:
     rhs: tuple
     exact: bool = True
     name: str = ""
+    definitions: tuple = ()
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self):
@@ -44,6 +52,18 @@ class ODESystem:
                 f"{len(self.rhs)} right-hand sides"
             )
         allowed = set(self.states) | set(self.parameters)
+        for pair in self.definitions:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], sp.Symbol)
+                    and isinstance(pair[1], sp.Basic)):
+                raise TypeError(f"definitions must be (symbol, expression) pairs, got {pair!r}"[:200])
+            symbol, expr = pair
+            if symbol in allowed:
+                raise ValueError(f"definition {symbol} is defined twice or is a state or parameter")
+            early = expr.free_symbols - allowed
+            if early:
+                raise ValueError(f"definition {symbol} uses {', '.join(sorted(map(str, early)))} before it is "
+                                 "defined (or they are neither states nor parameters)")
+            allowed.add(symbol)
         for r in self.rhs:
             if not isinstance(r, sp.Basic):
                 raise TypeError(f"right-hand sides must be SymPy expressions, got {r!r}")
@@ -62,5 +82,22 @@ class ODESystem:
         """Symbolic Jacobian ``∂ rhs_i / ∂ state_j``."""
         key = "jacobian"
         if key not in self._cache:
-            self._cache[key] = sp.Matrix(self.rhs).jacobian(sp.Matrix(self.states))
+            self._cache[key] = sp.Matrix(self.inlined_rhs).jacobian(sp.Matrix(self.states))
+        return self._cache[key]
+
+    @property
+    def inlined_rhs(self) -> tuple:
+        """The right-hand sides in the states and parameters only (:attr:`definitions` substituted).
+
+        For a large structured system this is the large expression the
+        definitions avoid: the Jacobian needs it, integration does not.
+        """
+        if not self.definitions:
+            return self.rhs
+        key = "inlined_rhs"
+        if key not in self._cache:
+            values = {}
+            for symbol, expr in self.definitions:
+                values[symbol] = expr.xreplace(values)
+            self._cache[key] = tuple(r.xreplace(values) for r in self.rhs)
         return self._cache[key]

@@ -18,7 +18,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from scipy.special import erf
+
+from symlora._codegen import compile_ode
 
 ACTIVATIONS = {
     "erf": (erf, lambda x: 2 / np.sqrt(np.pi) * np.exp(-x**2)),
@@ -99,3 +102,45 @@ def reference_rhs(act, D, M, U, q, readouts, lr, batch, noise, n_nodes=80):
     dq = (-eta * (E["g_zeta"] + E["g_zeta"].T) + eta * q * (diag_z[:, None] + diag_z[None, :])
           + 2 * drag * E["g_g"] - drag * q * (diag_g[:, None] + diag_g[None, :]))
     return {"M": dM, "U": dU, "q": dq}
+
+
+def random_state(rng, model, scale=0.6):
+    """A random admissible state ``(M, U, q)`` of ``model`` (directions realised in six dimensions)."""
+    K, Kt, r = model.hidden, model.teacher_hidden, model.rank
+    while True:
+        V = rng.standard_normal((r, 6))
+        V /= np.linalg.norm(V, axis=1, keepdims=True)
+        Wt = np.linalg.qr(rng.standard_normal((6, Kt)))[0].T  # orthonormal teacher rows
+        M, q = V @ Wt.T, V @ V.T
+        if np.linalg.eigvalsh(np.block([[np.eye(Kt), M.T], [M, q]]))[0] > 0.05:
+            return M, scale * rng.standard_normal((K, r)), q
+
+
+def derived_rhs(model, D, M, U, q, parameter_values):
+    """``{state: value}`` of the generated right-hand side of ``model`` at ``(M, U, q)``."""
+    compiled = compile_ode(model.ode_system())
+    values = {s: v for s, v in zip(model.geometry.M, M.ravel())}
+    values.update({s: v for s, v in zip(model.geometry.U, U.ravel())})
+    values.update({s: q[a, b] for a in range(q.shape[0]) for b in range(a + 1, q.shape[0])
+                   for s in [model.geometry.q[a, b]]})
+    state = np.array([values[s] for s in model.states])
+    params = [parameter_values[p.name] for p in model.parameters]
+    return dict(zip(model.states, compiled.rhs(state, *params)))
+
+
+def compare_with_reference(model, act, D, lr, batch, noise, seeds, tol, nodes=80):
+    """Assert that the generated right-hand side equals :func:`reference_rhs` within ``tol`` at random states."""
+    c, ct = (float(v) for v in model.readouts)
+    geometry = model.geometry
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        M, U, q = random_state(rng, model)
+        mus = {"mu": D[0, 0]} if model.parameters and model.parameters[0].name == "mu" else {}
+        derived = derived_rhs(model, D, M, U, q, {**mus, "eta": lr, "B": batch, "Delta": noise})
+        reference = reference_rhs(act, D, M, U, q, (c, ct), lr, batch, noise, n_nodes=nodes)
+        for name, matrix in (("M", geometry.M), ("U", geometry.U)):
+            for index, symbol in np.ndenumerate(np.array(matrix.tolist(), dtype=object)):
+                assert derived[symbol] == pytest.approx(reference[name][index], abs=tol), (seed, symbol)
+        for a in range(model.rank):
+            for b in range(a + 1, model.rank):
+                assert derived[geometry.q[a, b]] == pytest.approx(reference["q"][a, b], abs=tol), (seed, a, b)

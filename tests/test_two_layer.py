@@ -7,46 +7,7 @@ import sympy as sp
 from symlora import LoRAModel, TwoLayerLoRAModel
 from symlora._codegen import compile_ode
 
-from _two_layer_reference import reference_rhs
-
-
-def _random_state(rng, model, scale=0.6):
-    K, Kt, r = model.hidden, model.teacher_hidden, model.rank
-    while True:
-        V = rng.standard_normal((r, 6))
-        V /= np.linalg.norm(V, axis=1, keepdims=True)
-        Wt = np.linalg.qr(rng.standard_normal((6, Kt)))[0].T  # orthonormal teacher rows
-        M, q = V @ Wt.T, V @ V.T
-        if np.linalg.eigvalsh(np.block([[np.eye(Kt), M.T], [M, q]]))[0] > 0.05:
-            return M, scale * rng.standard_normal((K, r)), q
-
-
-def _derived_rhs(model, D, M, U, q, parameter_values):
-    compiled = compile_ode(model.ode_system())
-    values = {s: v for s, v in zip(model.geometry.M, M.ravel())}
-    values.update({s: v for s, v in zip(model.geometry.U, U.ravel())})
-    values.update({s: q[a, b] for a in range(q.shape[0]) for b in range(a + 1, q.shape[0])
-                   for s in [model.geometry.q[a, b]]})
-    state = np.array([values[s] for s in model.states])
-    params = [parameter_values[p.name] for p in model.parameters]
-    return dict(zip(model.states, compiled.rhs(state, *params)))
-
-
-def _compare(model, act, D, lr, batch, noise, seeds, tol, nodes=80):
-    c, ct = (float(v) for v in model.readouts)
-    geometry = model.geometry
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        M, U, q = _random_state(rng, model)
-        mus = {"mu": D[0, 0]} if model.parameters and model.parameters[0].name == "mu" else {}
-        derived = _derived_rhs(model, D, M, U, q, {**mus, "eta": lr, "B": batch, "Delta": noise})
-        reference = reference_rhs(act, D, M, U, q, (c, ct), lr, batch, noise, n_nodes=nodes)
-        for name, matrix in (("M", geometry.M), ("U", geometry.U)):
-            for index, symbol in np.ndenumerate(np.array(matrix.tolist(), dtype=object)):
-                assert derived[symbol] == pytest.approx(reference[name][index], abs=tol), (seed, symbol)
-        for a in range(model.rank):
-            for b in range(a + 1, model.rank):
-                assert derived[geometry.q[a, b]] == pytest.approx(reference["q"][a, b], abs=tol), (seed, a, b)
+from _two_layer_reference import compare_with_reference
 
 
 eta, B, Delta, mu = sp.symbols("eta B Delta mu", positive=True)
@@ -58,7 +19,7 @@ def test_erf_two_units_rank_two_matches_quadrature():
                               lr=eta, batch=B, noise=Delta)
     assert model.exact
     D = np.array([[0.7], [1 / 3]])
-    _compare(model, "erf", D, lr=1.3, batch=2, noise=0.2, seeds=[0, 1, 2], tol=1e-10)
+    compare_with_reference(model, "erf", D, lr=1.3, batch=2, noise=0.2, seeds=[0, 1, 2], tol=1e-10)
 
 
 def test_two_teacher_units_sqrt_readout_matches_quadrature():
@@ -68,14 +29,14 @@ def test_two_teacher_units_sqrt_readout_matches_quadrature():
                               readout="1/sqrt(K)", lr=eta, batch=B, noise=Delta)
     D = np.array([[0.8, 0.1], [0, 1]])
     # Gauss-Hermite with 8 nodes per dimension is exact for these polynomials (degree <= 6)
-    _compare(model, "x", D, lr=0.9, batch=1, noise=0.3, seeds=[3, 4], tol=1e-10, nodes=8)
+    compare_with_reference(model, "x", D, lr=0.9, batch=1, noise=0.3, seeds=[3, 4], tol=1e-10, nodes=8)
 
 
 def test_relu_two_units_matches_quadrature():
     model = TwoLayerLoRAModel("relu", hidden=2, teacher_hidden=1, rank=1, pretraining=[mu, 1], lr=eta, batch=B)
     assert model.exact
     D = np.array([[0.4], [1.0]])
-    _compare(model, "relu", D, lr=1.1, batch=1, noise=0.0, seeds=[5, 6, 7], tol=1e-10)
+    compare_with_reference(model, "relu", D, lr=1.1, batch=1, noise=0.0, seeds=[5, 6, 7], tol=1e-10)
 
 
 @pytest.mark.parametrize("act", ["erf", "relu", "x"])

@@ -55,7 +55,7 @@ def _generic_covariance(kinds):
 
 #: The modules a shape's closed form depends on: the engine and this file.  Their source is part of
 #: the disk key, so editing them never reads a stale result (other edits keep the cache valid).
-_ENGINE_FILES = ("_expectation.py", "_node.py", "_integrability.py", "_validate.py", "two_layer/_expectations.py")
+_ENGINE_FILES = ("_expectation.py", "_closed_forms.py", "_node.py", "_integrability.py", "_validate.py", "two_layer/_expectations.py")
 
 
 def _engine_fingerprint() -> str:

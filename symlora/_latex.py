@@ -90,7 +90,8 @@ def _split(expr, width: int) -> list:
         lines, current = [], ""
         for term in expr.as_ordered_terms():
             for piece in _split(term, width - 2):
-                sign = "" if not current and not lines else ("" if piece.startswith("-") else "+ ")
+                # continuation lines of a broken term already carry their sign
+                sign = "" if not current and not lines else ("" if piece.startswith(("-", "+ ")) else "+ ")
                 piece = sign + piece
                 if current and _width(current) + _width(piece) > width:
                     lines.append(current)

@@ -149,9 +149,9 @@ def build_model(args):
                                           ("--readout", getattr(args, "readout", None)),
                                           ("--mus", getattr(args, "mus", None))) if value is not None]
     if two_layer:
-        # only tau and derive route two-layer students (symlora/_commands/_two_layer.py) so far
-        raise CommandError(f"{', '.join(two_layer)}: two-layer students are available in 'symlora tau' and "
-                           "'symlora derive' (with --hidden K) only")
+        # tau, derive, escape, simulate and latex route two-layer students (symlora/_commands/_two_layer.py)
+        raise CommandError(f"{', '.join(two_layer)}: two-layer students are available in 'symlora tau', 'derive', "
+                           "'escape', 'simulate' and 'latex' (with --hidden K) only")
     if args.mu_perp is not None and args.pretraining != "general":
         raise CommandError("--mu-perp needs --pretraining general (aligned pre-training has w0 = mu w*)")
     return LoRAModel(args.student, args.teacher, pretraining=args.pretraining, rank=args.rank,

@@ -1,8 +1,8 @@
 """Two-layer options of the model commands (``--hidden``, ``--teacher-hidden``, ``--readout``, ``--mus``).
 
-With ``--hidden K`` the commands ``tau`` and ``derive`` describe a
-:class:`~symlora.TwoLayerLoRAModel` instead of a single-index
-:class:`~symlora.LoRAModel`.  ``--mus`` lists the pre-training strengths of
+With ``--hidden K`` the commands ``tau``, ``derive``, ``escape``, ``simulate``
+and ``latex`` describe a :class:`~symlora.TwoLayerLoRAModel` instead of a
+single-index :class:`~symlora.LoRAModel`.  ``--mus`` lists the pre-training strengths of
 the ``K`` hidden units; each entry is a number or the word ``mu``, which
 stands for the values of ``--mu`` (default: ``mu`` for every unit).
 """
@@ -15,7 +15,8 @@ import numpy as np
 
 from ..cli import CommandError, emit, parse_number
 
-__all__ = ["add_two_layer_arguments", "build_two_layer_model", "run_tau", "run_derive"]
+__all__ = ["add_two_layer_arguments", "build_two_layer_model", "describe_two_layer", "two_layer_tau",
+           "simulate_two_layer_runs", "two_layer_escape", "run_tau", "run_derive"]
 
 _MAX_UNITS = 8
 
@@ -68,7 +69,7 @@ def build_two_layer_model(args):
                              readout=args.readout or "1/K", lr=args.lr, batch=args.batch, noise=args.noise)
 
 
-def _describe(model) -> dict:
+def describe_two_layer(model) -> dict:
     return {
         "model": "two-layer",
         "student": model.student.name,
@@ -98,7 +99,7 @@ def run_tau(args) -> int:
     lin = model.linearization()
     tau = np.array([lin.tau(**_values(model, m)) for m in mu], dtype=float)
     eta = float(model.lr)
-    payload = {**_describe(model), "lr": eta, "exact": bool(lin.exact), "mu": mu, "tau": tau,
+    payload = {**describe_two_layer(model), "lr": eta, "exact": bool(lin.exact), "mu": mu, "tau": tau,
                "lambda_plus": np.where(np.isfinite(tau), 1 / tau, 0.0), "escape_slope": tau / (2 * eta)}
     emit(payload, args.format, {"mu": mu, "tau": tau, "tau/(2 eta)": tau / (2 * eta)}, extra_lines=[
         f"# {model.name}: tau = 1/largest rate of the linearisation at W = W0, in units of 1/eta"])
@@ -113,7 +114,7 @@ def run_derive(args) -> int:
     lin = model.linearization()
     ode = model.ode(in_terms_of_QR=True)
     payload = {
-        **_describe(model),
+        **describe_two_layer(model),
         "parameters": [str(p) for p in model.parameters],
         "exact": model.exact,
         "time": "t = steps/d, learning rate eta/d (docs/theory.md §1.4)",
@@ -134,3 +135,45 @@ def run_derive(args) -> int:
         print(f"d{name}/dt = {value}")
     print(f"J/eta (one direction) = {payload['linearization']['jacobian_block']}")
     return 0
+
+
+def two_layer_tau(model, mu) -> float:
+    """``τ`` (units of ``1/η``) of the linearisation at one ``--mu``."""
+    return float(model.tau(**_values(model, mu)))
+
+
+def simulate_two_layer_runs(model, args, horizon) -> list:
+    """``symlora simulate --hidden K``: one batch of full SGD runs per ``--d``."""
+    from ..two_layer import simulate_two_layer_sgd
+
+    if args.method != "full":
+        raise CommandError("--method reduced exists for single-index models only; two-layer students are "
+                           "simulated in full (drop --method)")
+    if args.threads is not None:
+        raise CommandError("--threads: two-layer runs are vectorised over seeds in one thread; drop --threads")
+    values = _values(model, args.mu)
+    return [simulate_two_layer_sgd(model, int(d), horizon, seeds=args.seeds, seed=args.seed + k, parameters=values,
+                                   threshold=args.threshold)
+            for k, d in enumerate(args.d)]
+
+
+def two_layer_escape(model, args, eps, t_max, max_steps):
+    """``symlora escape --hidden K``: ``T(eps)`` from the unstable direction of the linearisation.
+
+    Direction ``a = 1`` starts at ``eps`` times the eigenvector of the largest
+    rate, scaled so that its largest ``|M_1j|`` is ``eps`` (every other
+    statistic starts at 0); the run escapes when ``max_j |M_1j|`` reaches the
+    threshold.  Asymptotically ``T = (τ/η) log(1/eps) + const``.
+    """
+    from .._integrate import escape_time
+
+    values = _values(model, args.mu)
+    vector = model.linearization().unstable_direction(**values)
+    Kt = model.teacher_hidden
+    names = [s.name for s in model.geometry.M[0, :]] + [s.name for s in model.geometry.U[:, 0]]
+    first = int(np.argmax(np.abs(vector[:Kt])))
+    scaled = vector / vector[first]
+    observed = (names[first],) + tuple(n for j, n in enumerate(names[:Kt]) if j != first)
+    initial = {name: eps * scaled[i] for i, name in enumerate(names) if i != first}
+    return escape_time(model.ode_system(), values, eps, args.threshold, t_max, observed=observed, initial=initial,
+                       max_steps=max_steps)

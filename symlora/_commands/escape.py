@@ -13,7 +13,8 @@ EXAMPLE = """examples:
   symlora escape --student tanh --mu 0.5 --eps 1e-3,1e-4,1e-5,1e-6
   symlora escape --student relu --mu 0.3 --eps 1e-3,1e-6 --format json
   symlora escape --student erf --pretraining general --mu-perp 0.3 --mu 0.5 --eps 1e-3,1e-5
-  symlora escape --student x --rank 2 --mu 0.5 --eps 1e-3,1e-5"""
+  symlora escape --student x --rank 2 --mu 0.5 --eps 1e-3,1e-5
+  symlora escape --student erf --hidden 4 --mus mu,mu,1,1 --mu 0.5 --eps 1e-3,1e-4,1e-5"""
 
 
 #: Most initial overlaps integrated by one command.
@@ -28,7 +29,9 @@ def register(subparsers):
         "escape",
         help="integrate the ODE from m0 = eps, u0 = 0 and fit T(eps) against log(1/eps)",
         description="Time T(eps) for |m| to reach the threshold from m0 = eps, u0 = 0, by integrating the "
-        "generated ODE; the slope of T against log(1/eps) must equal tau/eta.",
+        "generated ODE; the slope of T against log(1/eps) must equal tau/eta.  With --hidden K (two-layer "
+        "student) the adapter starts on the unstable direction of the linearisation with max_j |M_1j| = eps "
+        "and escapes when max_j |M_1j| reaches the threshold.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,13 +57,22 @@ def run(args) -> int:
         raise ValueError(f"--eps takes at most {MAX_EPS} values, got {eps.size}")
     if np.unique(eps).size != eps.size:
         raise ValueError("--eps values must be distinct (a slope needs different initial overlaps)")
-    model = build_model(args)
-    point = point_keywords(args)
-    tau = float(model.coefficients(args.mu, **point)["tau"])
-    # bounded work: a member still running after MAX_STEPS solver steps is censored
-    result = model.escape_time(args.mu, eps, threshold=args.threshold, t_max=args.t_max,
-                               max_steps=MAX_STEPS, **point)
-    eta = float(model.lr)
+    if getattr(args, "hidden", None) is not None:  # a two-layer student (symlora/_commands/_two_layer.py)
+        from ._two_layer import build_two_layer_model, describe_two_layer, two_layer_escape, two_layer_tau
+
+        model = build_two_layer_model(args)
+        tau, description = two_layer_tau(model, args.mu), describe_two_layer(model)
+        eta = float(model.lr)
+        t_max = args.t_max or 10 * tau / eta * float(np.log(args.threshold / eps.min())) + 20 / eta
+        result = two_layer_escape(model, args, eps, t_max if np.isfinite(t_max) else 1e4 / eta, MAX_STEPS)
+    else:
+        model = build_model(args)
+        point = point_keywords(args)
+        tau, description = float(model.coefficients(args.mu, **point)["tau"]), describe_model(model, args)
+        # bounded work: a member still running after MAX_STEPS solver steps is censored
+        result = model.escape_time(args.mu, eps, threshold=args.threshold, t_max=args.t_max,
+                                   max_steps=MAX_STEPS, **point)
+        eta = float(model.lr)
     predicted = tau / eta
     finite = np.isfinite(result.time)
     if finite.sum() >= 2:
@@ -75,7 +87,7 @@ def run(args) -> int:
     else:
         slope_note = f"least squares over {int(finite.sum())} escaped values of eps"
     payload = {
-        **describe_model(model, args),
+        **description,
         "mu": args.mu,
         "lr": eta,
         "threshold": args.threshold,

@@ -11,7 +11,8 @@ EXAMPLE = """examples:
   symlora latex --student erf -o erf.tex
   symlora latex --student 'x**3-3*x' --teacher relu -o mixed.tex
   symlora latex --student relu --pretraining general --body-only -o relu_body.tex
-  symlora latex --student erf --rank 2 -o erf_rank2.tex"""
+  symlora latex --student erf --rank 2 -o erf_rank2.tex
+  symlora latex --student erf --hidden 4 --mus mu,mu,1,1 -o committee.tex"""
 
 
 def register(subparsers):
@@ -46,7 +47,12 @@ def _check_output(output, force):
 
 def run(args) -> int:
     path = None if args.output == "-" else _check_output(args.output, args.force)
-    model = build_model(args)
+    if getattr(args, "hidden", None) is not None:  # a two-layer student (symlora/_commands/_two_layer.py)
+        from ._two_layer import build_two_layer_model
+
+        model = build_two_layer_model(args)
+    else:
+        model = build_model(args)
     text = model.to_latex(body_only=args.body_only)
     if path is None:
         print(text)

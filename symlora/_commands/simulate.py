@@ -16,7 +16,8 @@ EXAMPLE = """examples:
   symlora simulate --student x --mu 0.5 --d 250,500,1000,2000
   symlora simulate --student relu --mu 0.5 --d 100:3000:4 --seeds 64 --method reduced --format json
   symlora simulate --student erf --rank 2 --mu 0.5 --d 500,1000 --method reduced
-  symlora simulate --student x --pretraining general --mu-perp 0.3 --mu 0.5 --d 500,1000"""
+  symlora simulate --student x --pretraining general --mu-perp 0.3 --mu 0.5 --d 500,1000
+  symlora simulate --student erf --hidden 4 --mus mu,mu,1,1 --mu 0 --d 200,400 --seeds 8"""
 
 
 #: Largest input dimension and number of runs per d accepted on the command line.
@@ -88,9 +89,16 @@ def run(args) -> int:
 
     # memory first (it needs no model): refuse before any work
     _check_cost(args.method, args.d, args.seeds, 0.0)
-    model = build_model(args)
-    point = point_keywords(args)
-    tau = float(model.coefficients(args.mu, **point)["tau"])
+    two_layer = getattr(args, "hidden", None) is not None  # a two-layer student (symlora/_commands/_two_layer.py)
+    if two_layer:
+        from ._two_layer import build_two_layer_model, describe_two_layer, simulate_two_layer_runs, two_layer_tau
+
+        model = build_two_layer_model(args)
+        tau, description = two_layer_tau(model, args.mu), describe_two_layer(model)
+    else:
+        model = build_model(args)
+        point = point_keywords(args)
+        tau, description = float(model.coefficients(args.mu, **point)["tau"]), describe_model(model, args)
     eta = float(model.lr)
     if args.t_max is not None:
         horizon = args.t_max
@@ -99,17 +107,20 @@ def run(args) -> int:
     else:
         horizon = 1e3 / eta
     _check_cost(args.method, args.d, args.seeds, horizon)
-    results = [
-        simulate_sgd(model, args.mu, int(d), t_max=args.t_max, seeds=args.seeds, seed=args.seed + k,
-                     threshold=args.threshold, method=args.method, threads=args.threads, progress=args.progress,
-                     **point)
-        for k, d in enumerate(args.d)
-    ]
+    if two_layer:
+        results = simulate_two_layer_runs(model, args, horizon)
+    else:
+        results = [
+            simulate_sgd(model, args.mu, int(d), t_max=args.t_max, seeds=args.seeds, seed=args.seed + k,
+                         threshold=args.threshold, method=args.method, threads=args.threads, progress=args.progress,
+                         **point)
+            for k, d in enumerate(args.d)
+        ]
     d_values = [int(d) for d in args.d]
     censored = np.array([r.censored for r in results])
     diverged = np.array([r.diverged for r in results])
     if len(d_values) >= 2:
-        fit = escape_slope(d_values, results)
+        fit = escape_slope(d_values, [r if not two_layer else r.escape_time for r in results])
         means, sems, slope, slope_sem, note = fit.mean, fit.sem, fit.slope, fit.slope_sem, fit.message
     else:
         # one d: means without a slope
@@ -121,7 +132,7 @@ def run(args) -> int:
         note = "one value of d: no slope"
     predicted = tau / (2 * eta)
     payload = {
-        **describe_model(model, args),
+        **description,
         "mu": args.mu,
         "tau": tau,
         "lr": eta,

@@ -71,8 +71,9 @@ def compare_two_layer_with_ode(model, result, align=0.1, horizon=None) -> TwoLay
     align : float
         Alignment level of ``|M|_F``, in ``(0, 1)``.
     horizon : float, optional
-        Time after alignment to compare over (default: as long as every
-        aligned run has records).
+        Time after alignment to compare over; runs that align too late to
+        have records that long are left out.  Default: as long as every
+        aligned run has records.
 
     Returns
     -------
@@ -83,8 +84,8 @@ def compare_two_layer_with_ode(model, result, align=0.1, horizon=None) -> TwoLay
     TypeError
         ``result`` is not a :class:`TwoLayerSGDResult`.
     ValueError
-        ``align`` outside ``(0, 1)``; no run reached it; states that do not
-        match the model.
+        ``align`` outside ``(0, 1)``; no run reached it (or none early enough
+        for ``horizon``); states that do not match the model.
     """
     if not isinstance(result, TwoLayerSGDResult):
         raise TypeError(f"result must be a TwoLayerSGDResult, got {type(result).__name__}")
@@ -99,9 +100,15 @@ def compare_two_layer_with_ode(model, result, align=0.1, horizon=None) -> TwoLay
     runs = [k for k, i in enumerate(first) if i is not None]
     if not runs:
         raise ValueError(f"no run reached |M| = {align}: run longer or align lower")
-    available = min(result.t.size - first[k] for k in runs)
     dt = result.t[1] - result.t[0]
-    n = available if horizon is None else min(available, int(as_float(horizon, "horizon", positive=True) / dt) + 1)
+    if horizon is None:
+        n = min(result.t.size - first[k] for k in runs)
+    else:
+        # runs aligned too late to be followed over the whole horizon are left out (not cut short)
+        n = int(round(as_float(horizon, "horizon", positive=True) / dt)) + 1
+        runs = [k for k in runs if result.t.size - first[k] >= n]
+        if not runs:
+            raise ValueError(f"no run has records for {horizon} time units after |M| = {align}: run longer")
     grid = result.t[:n] - result.t[0]
     sgd = {name: np.stack([result.stats[name][k, first[k]:first[k] + n] for k in runs]) for name in names}
     initial = {name: values[:, 0] for name, values in sgd.items()}

@@ -92,6 +92,23 @@ class TwoLayerLinearization:
             raise ValueError("the Jacobian is not finite at these parameters")
         return np.linalg.eigvalsh(matrices)
 
+    def unstable_direction(self, **parameters) -> np.ndarray:
+        """Unit eigenvector of the largest rate of ``J/η`` (one set of parameter values), states as in the block.
+
+        Its sign is fixed so that its largest ``M`` component is positive.
+        """
+        self.rates(**parameters)  # checks the parameters and compiles the block
+        names = [p.name for p in self.parameters]
+        n = self.jacobian_block.rows
+        if names:
+            values = [float(as_float_array(parameters[name], name)[0]) for name in names]
+            matrix = np.asarray(self._cache["compiled"](*values), dtype=float).reshape(n, n)
+        else:
+            matrix = np.array(self.jacobian_block.evalf(30), dtype=float)
+        vector = np.linalg.eigh(matrix)[1][:, -1]
+        teacher = n - self.N.rows  # the block's first K* entries are M_a1..M_aK*
+        return vector * np.sign(vector[np.argmax(np.abs(vector[:teacher]))])
+
     def tau(self, **parameters):
         """``τ = 1/λ_max`` in units of ``1/η`` (``inf`` without an unstable direction); float or array."""
         top = self.rates(**parameters)[..., -1]

@@ -306,6 +306,15 @@ class TwoLayerLoRAModel(FrozenFields):
         """
         return self.linearization().tau(**parameters)
 
+    def to_latex(self, **kwargs) -> str:
+        """A LaTeX document of the model, its covariances, expectations, ODE and linearisation.
+
+        See :func:`symlora.two_layer._latex.two_layer_to_latex` (``body_only=True`` for ``\\input``).
+        """
+        from ._latex import two_layer_to_latex
+
+        return two_layer_to_latex(self, **kwargs)
+
     # ------------------------------------------------------------ integration
 
     def integrate(self, initial, t_max, parameters=None, t_eval=None, **kwargs):

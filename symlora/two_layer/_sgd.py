@@ -60,6 +60,26 @@ class TwoLayerSGDResult:
     settings: MappingProxyType
 
     @property
+    def n_seeds(self) -> int:
+        """Number of runs."""
+        return int(self.status.size)
+
+    @property
+    def escaped(self) -> np.ndarray:
+        """Boolean mask of the runs that escaped."""
+        return self.status == "escaped"
+
+    @property
+    def censored(self) -> int:
+        """Number of censored runs (the horizon came before the threshold)."""
+        return int(np.sum(self.status == "censored"))
+
+    @property
+    def diverged(self) -> int:
+        """Number of diverged runs (non-finite state before escaping)."""
+        return int(np.sum(self.status == "diverged"))
+
+    @property
     def overlap_norm(self) -> np.ndarray:
         """``|M|_F`` per run and record, shape ``(seeds, nt)``."""
         return np.sqrt(sum(v**2 for k, v in self.stats.items() if k.startswith("M")))
@@ -70,7 +90,7 @@ class TwoLayerSGDResult:
 
 
 def _numeric(expr, name, values):
-    value = sp.sympify(expr).xreplace({sp.Symbol(k, **a): v for k, v in values.items()
+    value = sp.sympify(expr).xreplace({sp.Symbol(k, **a): sp.Float(v) for k, v in values.items()
                                        for a in ({}, {"positive": True}, {"real": True}, {"nonnegative": True})})
     if value.free_symbols:
         raise ValueError(f"{name} needs values for {', '.join(sorted(map(str, value.free_symbols)))} (parameters=...)")

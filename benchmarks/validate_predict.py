@@ -44,35 +44,65 @@ CASES = {
     "x/x**2-eta1-0.3": ("x", "x**2", 0.3, 1.0, 1, 0.0),
     "relu-B4-0.4": ("relu", None, 0.4, 1.0, 4, 0.0),
 }
+DATA = Path(__file__).parent.parent / "notebooks" / "data"
 FIELDS = ["case", "student", "teacher", "mu", "lr", "batch", "noise", "d", "runs", "escaped", "censored",
           "diverged", "pred_mean", "sim_mean", "sim_se", "z", "pred_std", "sim_std", "std_ratio", "ks_p", "passed",
           "status", "law", "sim_seconds"]
 
 
-def validate(case, d_values, runs, seed):
+def simulated_times(case, d, runs, seed, store):
+    """Escape steps of ``runs`` reduced-chain runs (``-1``: not escaped), read from or added to ``store``.
+
+    The simulation does not depend on the prediction, so it is stored (as
+    integer steps, exact) and a changed prediction is re-checked without
+    re-simulating.  Seeds: ``seed + d``.
+    """
+    key = f"{case}|{d}|{runs}|{seed}"
+    data = dict(np.load(store)) if store.exists() else {}
+    if key in data:
+        return data[key][:-1], float(data[key][-1])
+    student, teacher, mu, lr, batch, noise = CASES[case]
+    model = LoRAModel(student, teacher, lr=lr, batch=batch, noise=noise)
+    start = time.time()
+    pieces = []
+    # in chunks of at most 250 runs (simulate_sgd's CPU budget counts every run to the horizon), seeds
+    # seed, seed + 10^6, ...; default horizon 3 (τ/η) log d + 10 τ/η: about six mean escape times
+    for chunk, first in enumerate(range(0, runs, 250)):
+        run = simulate_sgd(model, mu, d, seeds=min(250, runs - first), seed=seed + 10**6 * chunk,
+                           method="reduced", record_every=10**9)
+        steps = np.where(np.asarray(run.escaped), np.round(np.asarray(run.escape_time) * d), -1)
+        pieces.append(np.where(np.asarray(run.status) == "diverged", -2, steps).astype(np.int64))
+    seconds = time.time() - start
+    steps = np.concatenate(pieces)
+    data = dict(np.load(store)) if store.exists() else {}  # re-read: another process may have added rows
+    data[key] = np.append(steps, round(seconds, 1))
+    store.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(store, **data)
+    return steps, seconds
+
+
+def validate(case, d_values, runs, seed, store):
     student, teacher, mu, lr, batch, noise = CASES[case]
     model = LoRAModel(student, teacher, lr=lr, batch=batch, noise=noise)
     prediction = model.predict_escape(mu, d_values)
     rows = []
     for k, d in enumerate(d_values):
-        start = time.time()
-        run = simulate_sgd(model, mu, d, seeds=runs, seed=seed + k, method="reduced", record_every=10**9,
-                           t_max=max(4 * float(prediction.quantiles[0.95][k]), 50.0))
-        seconds = time.time() - start
-        times = run.escape_time[np.asarray(run.escaped)]
+        steps, seconds = simulated_times(case, d, runs, seed + d, store)
+        times = steps[steps >= 0] / d
+        censored, diverged = int(np.sum(steps == -1)), int(np.sum(steps == -2))
         mean, sd = float(times.mean()), float(times.std(ddof=1))
         se = sd / math.sqrt(times.size)
         z = (mean - prediction.mean[k]) / se
         ratio = sd / prediction.std[k]
         ks = float(stats.kstest(times, lambda t, d=d: prediction.cdf(t, d)).pvalue)
-        passed = abs(z) < 3 and abs(ratio - 1) < 0.1 and ks > 0.01 and run.censored == 0
+        passed = abs(z) < 3 and abs(ratio - 1) < 0.1 and ks > 0.01 and censored == 0
         rows.append({"case": case, "student": student, "teacher": teacher or student, "mu": mu, "lr": lr,
                      "batch": batch, "noise": noise, "d": d, "runs": runs, "escaped": int(times.size),
-                     "censored": int(run.censored), "diverged": int(run.diverged),
+                     "censored": censored, "diverged": diverged,
                      "pred_mean": float(prediction.mean[k]), "sim_mean": mean, "sim_se": se, "z": z,
                      "pred_std": float(prediction.std[k]), "sim_std": sd, "std_ratio": ratio, "ks_p": ks,
                      "passed": passed, "status": prediction.status, "law": prediction.law,
-                     "sim_seconds": round(seconds, 1)})
+                     "sim_seconds": seconds})
     return rows
 
 
@@ -82,24 +112,40 @@ def main(argv=None):
     parser.add_argument("--d", nargs="+", type=int, default=[250, 2500, 25_000, 100_000])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "notebooks" / "data"
-                        / "validate_predict.csv")
+    parser.add_argument("--simulate-only", action="store_true",
+                        help="only run and store the simulations (no prediction, no table)")
+    parser.add_argument("--times", type=Path, default=DATA / "validate_predict_times.npz",
+                        help="store of simulated escape steps (reused when present)")
+    parser.add_argument("--out", type=Path, default=DATA / "validate_predict.csv",
+                        help="CSV table; rows of other cases and d already in it are kept")
     args = parser.parse_args(argv)
+    if args.simulate_only:
+        for case in args.cases:
+            for d in args.d:
+                steps, seconds = simulated_times(case, d, args.runs, args.seed + d, args.times)
+                print(f"{case:>16} {d:>7} simulated: {np.sum(steps >= 0)} escaped, {np.sum(steps == -1)} censored, "
+                      f"{np.sum(steps == -2)} diverged in {seconds:.0f} s", flush=True)
+        return
     print(f"{'case':>16} {'d':>7} {'pred':>9} {'sim':>9} {'se':>6} {'z':>6} {'sd ratio':>8} {'KS p':>7} "
           f"{'cens':>4} {'ok':>3} {'sim s':>7}", flush=True)
     rows = []
     for case in args.cases:
-        for row in validate(case, args.d, args.runs, args.seed):
+        for row in validate(case, args.d, args.runs, args.seed, args.times):
             rows.append(row)
             print(f"{row['case']:>16} {row['d']:>7} {row['pred_mean']:>9.3f} {row['sim_mean']:>9.3f} "
                   f"{row['sim_se']:>6.3f} {row['z']:>6.2f} {row['std_ratio']:>8.3f} {row['ks_p']:>7.3f} "
                   f"{row['censored']:>4} {'yes' if row['passed'] else 'NO':>3} {row['sim_seconds']:>7.1f}",
                   flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with open(args.out, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
+    new = {(r["case"], int(r["d"])) for r in rows}
+    kept = []
+    if args.out.exists():
+        with open(args.out, newline="") as handle:
+            kept = [r for r in csv.DictReader(handle) if (r["case"], int(r["d"])) not in new]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(sorted(kept + rows, key=lambda r: (list(CASES).index(r["case"]), int(r["d"]))))
     failed = [r for r in rows if not r["passed"]]
     print(f"{len(rows) - len(failed)}/{len(rows)} passed (|z| < 3, sd within 10 %, KS p > 0.01)")
 

@@ -221,12 +221,17 @@ def simulate_sgd(
               float(math.sqrt(delta)), float(threshold), float(m0 or 0.0), m0 is not None, int(steps),
               int(record_every), bool(stop_at_escape))
 
+    # the reduced chain takes r, F and B as tuple lengths and no noise as None: compile-time constants
+    sizes = ((0,) * int(rank), (0,) * (2 if general else 1), (0,) * int(B))
+    reduced_args = (int(d), float(mu), float(mu_perp), sizes, float(eta / d),
+                    float(math.sqrt(delta)) if delta > 0 else None, *common[8:])
+
     def one_run(s):
         rng = np.random.default_rng(children[s])
         records = np.empty((n_records, len(names)))
         final = np.empty(len(names))
         if method == "reduced":
-            events = kernels.run_reduced(rng, *common, records, final)
+            events = kernels.run_reduced(rng, *reduced_args, records, final)
         else:
             work_v, work_x = np.empty((rank, d), dtype=dtype), np.empty((B, d), dtype=dtype)
             events = kernels.run_full(rng, *common, work_v, work_x, records, final)

@@ -9,9 +9,12 @@ of all of them are compiled into two vectorised functions (one per variable,
 with common subexpressions shared, so ``tanh`` is evaluated once however many
 powers of it occur), the Hermite coefficients of the side whose variance is a
 constant are computed once, and a call costs a handful of numpy operations
-for all nodes together.  The other nodes (kinked integrands: the
-semi-analytic route of :mod:`symlora._conditional` or kink-aligned quadrature)
-are printed one by one through their ``_numpycode``.
+for all nodes together.  Nodes with a kinked factor are grouped the same way
+on the semi-analytic route of :mod:`symlora._conditional` (one adaptive
+one-dimensional rule for all of them, each distinct function evaluated once
+per point); what is left
+(kink-aligned quadrature in two or more dimensions) is printed node by node
+through its ``_numpycode``.
 
 Three rules: ``default`` (values), ``with_error`` (values and error bounds)
 and ``refined`` (a hundredfold tighter tolerance: the reference of
@@ -26,7 +29,7 @@ import numpy as np
 import sympy as sp
 
 from . import _conditional, _quadrature, _separable
-from ._integrand_structure import separable_parts
+from ._integrand_structure import conditional_parts, separable_parts
 from ._node import NUMPY_NAMESPACE, kink_aligned
 
 __all__ = ["compile_nodes", "MODULES"]
@@ -161,6 +164,32 @@ class _SeparableGroup:
         return list(self.sums(a, b, c, extras))
 
 
+class _ConditionalGroup:
+    """Nodes on the semi-analytic route with the same ``(Var X, Var Y, Cov)`` on one side: one rule."""
+
+    def __init__(self, args, key, members):
+        a, b, c = key
+        functions = {}  # one compiled function per distinct f, shared by every part that has it
+
+        def compiled(expr, variable):
+            if expr is None:
+                return None
+            common = expr.xreplace({variable: _X})
+            if common not in functions:
+                functions[common] = sp.lambdify(_X, common, modules=MODULES)
+            return functions[common]
+
+        self.outputs = [[(compiled(f, variable), kinks, pieces) for f, kinks, pieces in parts]
+                        for variable, parts in members]
+        self.covariance = sp.lambdify(args, [a, b, c], modules=MODULES, cse=True)
+
+    def __call__(self, arrays, rule):
+        a, b, c = self.covariance(*arrays)
+        tol = _quadrature.DEFAULT_TOLERANCE / (100 if rule == "refined" else 1)
+        values, errors = _conditional.conditional_sums(self.outputs, a, b, c, (), tol)
+        return list(zip(values, errors)) if rule == "with_error" else list(values)
+
+
 def _separable_key(node):
     """``((a, b, c), parts)`` of a node on Mehler's route, else None."""
     aligned = kink_aligned(node)
@@ -172,31 +201,62 @@ def _separable_key(node):
     return key, aligned, parts
 
 
+def _conditional_keys(node):
+    """``[((a, b, c), variable, parts), ...]`` per side of a node on the semi-analytic route, else None."""
+    aligned = kink_aligned(node)
+    if aligned.integrand.free_symbols:
+        return None
+    routes = conditional_parts(aligned.integrand.expr, aligned.variables)
+    if routes is None:
+        return None
+    cov = aligned.covariance
+    keys = []
+    for side, parts in enumerate(routes):
+        if parts:
+            a, b = (cov[0, 0], cov[1, 1]) if side == 0 else (cov[1, 1], cov[0, 0])
+            keys.append(((a, b, cov[0, 1]), aligned.variables[side], parts))
+    return keys
+
+
 def compile_nodes(args, nodes, rule="default"):
     """One function evaluating all ``nodes`` at the arguments ``args``.
 
     Returns ``evaluate(*arrays) -> list`` with one entry per node, in order:
     its value, or ``(value, error bound)`` for ``rule = "with_error"``.
+    Separable nodes sharing a covariance form one :class:`_SeparableGroup`,
+    nodes on the semi-analytic route sharing one a :class:`_ConditionalGroup`
+    (a node with parts on both sides is the sum of two outputs).
     """
     args = tuple(args)
-    groups, single = {}, []
+    separable, conditional, single = {}, {}, []
     for position, node in enumerate(nodes):
         found = _separable_key(node)
-        if found is None:
-            single.append((position, _lambdify_node(args, node, rule)))
-        else:
+        if found is not None:
             key, aligned, parts = found
-            groups.setdefault(key, []).append((position, aligned, parts))
-    compiled = [([p for p, _, _ in members], _SeparableGroup(args, key, [(n, parts) for _, n, parts in members]))
-                for key, members in groups.items()]
+            separable.setdefault(key, []).append((position, (aligned, parts)))
+            continue
+        sides = _conditional_keys(node)
+        if sides is None:
+            single.append((position, _lambdify_node(args, node, rule)))
+            continue
+        for key, variable, parts in sides:
+            conditional.setdefault(key, []).append((position, (variable, parts)))
+    groups = [([p for p, _ in members], kind(args, key, [m for _, m in members]))
+              for kind, table in ((_SeparableGroup, separable), (_ConditionalGroup, conditional))
+              for key, members in table.items()]
 
     def evaluate(*arrays):
         values = [None] * len(nodes)
         for position, function in single:
             values[position] = function(*arrays)
-        for positions, group in compiled:
+        for positions, group in groups:
             for position, value in zip(positions, group(arrays, rule)):
-                values[position] = value
+                if values[position] is None:
+                    values[position] = value
+                elif rule == "with_error":
+                    values[position] = (values[position][0] + value[0], values[position][1] + value[1])
+                else:
+                    values[position] = values[position] + value
         return values
 
     return evaluate

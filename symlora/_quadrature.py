@@ -99,17 +99,17 @@ def _axis_rule(nodes, breakpoints, shape):
         expand = (slice(None),) + (None,) * len(shape)
         return z[expand], w[expand]
     t, w = _legendre(nodes)
-    fixed = [np.full(shape, e) for e in _EDGES]
-    inner = fixed[1:-1] + [np.clip(np.broadcast_to(b, shape), -_HALF_WIDTH, _HALF_WIDTH) for b in breakpoints]
-    edges = [fixed[0], *np.sort(np.stack(inner), axis=0), fixed[-1]]
-    zs, ws = [], []
-    expand = (slice(None),) + (None,) * len(shape)
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        width = (hi - lo)[None, ...]
-        z = lo[None, ...] + t[expand] * width
-        zs.append(z)
-        ws.append(w[expand] * width * np.exp(-z * z / 2) / np.sqrt(2 * np.pi))
-    return np.concatenate(zs), np.concatenate(ws)
+    inner = np.clip(np.stack([np.broadcast_to(b, shape) for b in breakpoints]), -_HALF_WIDTH, _HALF_WIDTH)
+    fixed = np.reshape(_EDGES, (-1,) + (1,) * len(shape))
+    edges = np.sort(np.concatenate([np.broadcast_to(fixed[1:-1], (len(_EDGES) - 2,) + shape), inner]), axis=0)
+    edges = np.concatenate([np.broadcast_to(fixed[:1], (1,) + shape), edges, np.broadcast_to(fixed[-1:], (1,) + shape)])
+    # all panels at once: (panels, nodes) + shape, panel-major like the rule without breakpoints
+    lo, width = edges[:-1, None], np.diff(edges, axis=0)[:, None]
+    expand = (None, slice(None)) + (None,) * len(shape)
+    z = lo + t[expand] * width
+    weights = w[expand] * width * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
+    count = (edges.shape[0] - 1) * nodes
+    return z.reshape((count,) + shape), weights.reshape((count,) + shape)
 
 
 def _cholesky(matrix, order):
@@ -216,9 +216,11 @@ def _prepare(cov, args, kinks):
 def _integrate(func, matrix, extras, kinks, shape, nodes):
     points, weights = _rule(nodes, matrix, kinks, shape)
     values = np.asarray(func(*points, *[e[None, ...] for e in extras]), dtype=float)
-    values = np.broadcast_to(values, weights.shape)
+    # several integrands at once: their index axes come before the node axis
+    lead = max(values.ndim - weights.ndim, 0)
+    terms = weights * np.broadcast_to(values, values.shape[:lead] + weights.shape)
     # rounding: the sum of |terms| times a few ulps
-    return np.sum(weights * values, axis=0), 8 * np.finfo(float).eps * np.sum(np.abs(weights * values), axis=0)
+    return np.sum(terms, axis=lead), 8 * np.finfo(float).eps * np.sum(np.abs(terms), axis=lead)
 
 
 def quadrature_with_error(func, cov, args=(), kinks=(), tol=DEFAULT_TOLERANCE, nodes=None, max_nodes=None):
@@ -228,7 +230,10 @@ def quadrature_with_error(func, cov, args=(), kinks=(), tol=DEFAULT_TOLERANCE, n
     ----------
     func : callable
         Takes ``k`` arrays (the quadrature axis first, then the broadcast shape
-        of ``cov``) and the ``args``, returns an array of the same shape.
+        of ``cov``) and the ``args``, returns an array of the same shape, or
+        with leading axes in front for several integrands at once (one rule,
+        the order chosen for all of them; values and errors then have those
+        axes in front too).
     cov : sequence of sequences of array_like
         The ``k x k`` covariance (positive semi-definite; entries may be
         arrays of a common broadcast shape: one expectation per element).

@@ -271,8 +271,8 @@ def escape_time(
 ):
     """First time ``|observed| >= threshold`` from ``observed(0) = eps``, batched.
 
-    Members that have escaped are frozen (their right-hand side is set to 0)
-    so that they cannot slow the rest down.  The crossing is found on the
+    Members that have escaped are frozen (their right-hand side is set to 0
+    and not evaluated) so that they cannot slow the rest down.  The crossing is found on the
     solver's dense output by 60 steps of vectorised bisection.
 
     Parameters
@@ -329,8 +329,16 @@ def escape_time(
     status = np.full(batch, "censored", dtype=object)
 
     def fun(s, y):
-        dy = compiled.rhs(y.reshape(n, batch), *params)
-        return (dy * (scale * active)).ravel()
+        # only members still running are evaluated (the others are frozen: derivative 0); for
+        # approximate systems each member costs a one-dimensional rule, so this is most of the work
+        y = y.reshape(n, batch)
+        if active.all():
+            return (compiled.rhs(y, *params) * scale).ravel()
+        live = np.flatnonzero(active)
+        dy = np.zeros((n, batch))
+        if live.size:
+            dy[:, live] = compiled.rhs(y[:, live], *[p[live] for p in params]) * scale[live]
+        return dy.ravel()
 
     solver = _SOLVERS[method](fun, 0.0, y0.ravel(), float(np.max(s_max)), rtol=rtol, atol=atol)
     message = "horizon reached"
@@ -342,12 +350,13 @@ def escape_time(
         t_old = solver.t
         if approximate and steps % 10 == 0:
             # the quadrature error of the right-hand side, sampled along the trajectories
-            y_now = solver.y.reshape(n, batch)
+            live = np.flatnonzero(active)
+            y_now = solver.y.reshape(n, batch)[:, live]
             with np.errstate(all="ignore"):
-                error = compiled.rhs_error(y_now, *params)
-                value = compiled.rhs(y_now, *params)
-            rhs_error = np.where(active, np.fmax(rhs_error, np.nanmax(error, axis=0)), rhs_error)
-            rhs_scale = np.where(active, np.fmax(rhs_scale, np.nanmax(np.abs(value), axis=0)), rhs_scale)
+                error = compiled.rhs_error(y_now, *[p[live] for p in params])
+                value = compiled.rhs(y_now, *[p[live] for p in params])
+            rhs_error[live] = np.fmax(rhs_error[live], np.nanmax(error, axis=0))
+            rhs_scale[live] = np.fmax(rhs_scale[live], np.nanmax(np.abs(value), axis=0))
         result = solver.step()
         steps += 1
         if result is not None or solver.status == "failed":

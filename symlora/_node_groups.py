@@ -139,12 +139,14 @@ class _SeparableGroup:
         combination = np.zeros((len(members), len(sides[0]) + 1, len(sides[1]) + 1))
         for index, coefficient, i, j in terms:
             combination[index, len(sides[0]) if i is None else i, len(sides[1]) if j is None else j] += coefficient
-        functions = [sp.lambdify((common, *extras), list(side), modules=MODULES, cse=True) if side else None
-                     for side, common in zip(sides, (_X, _Y))]
         # expand the side whose variance is a constant (computed once); else the side with fewer functions
         fixed = [v.is_number and not any(e.has(*extras) for e in side) for v, side in zip((a, b), sides)]
         self.swap = (fixed[0] and not fixed[1]) or (fixed[0] == fixed[1] and len(sides[0]) < len(sides[1]))
         order = (1, 0) if self.swap else (0, 1)
+        # the expanded side, when fixed, is evaluated once without the extra arguments
+        functions = [sp.lambdify((common, *([] if fixed[i] and i == order[1] else extras)), list(side),
+                                 modules=MODULES, cse=True) if side else None
+                     for i, (side, common) in enumerate(zip(sides, (_X, _Y)))]
         self.sums = _separable.MehlerSums(
             functions[order[0]], functions[order[1]],
             combination if not self.swap else combination.transpose(0, 2, 1),

@@ -241,7 +241,7 @@ class MehlerSums:
             kernel = np.broadcast_to(kernel, (q + 1,) + shape + z.shape)
         # per element (p, N) @ (N, q + 1), then the combination
         sums = np.matmul(np.moveaxis(left, 0, -2), np.moveaxis(kernel, 0, -1))
-        return np.moveaxis(sums.reshape(shape + (-1,)) @ self._main.T, -1, 0) + out
+        return np.moveaxis(sums.reshape(shape + (self._main.shape[1],)) @ self._main.T, -1, 0) + out
 
     def _single(self, a, b, c, tol, nodes):
         """:meth:`__call__` at one state with the right coefficients fixed: the same sums, fewest numpy calls."""

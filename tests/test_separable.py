@@ -124,3 +124,35 @@ def test_node_uses_the_separable_route_with_a_bound():
     value, bound = node.numeric()
     reference = float(mp_product(mpmath.tanh, mpmath.tanh, 1, 1, 0.5))
     assert abs(value - reference) <= bound < 1e-12
+
+
+def test_grouped_nodes_match_each_node_alone():
+    # generated code evaluates nodes that share a covariance together (symlora._node_groups): both
+    # variances varying, only Var Y fixed, only Var X fixed (sides swapped), a parameter inside the
+    # integrand, a one-dimensional node; each against the node's own route and bound
+    s, k = sp.symbols("s k", positive=True)
+    sigmoid = 1 / (1 + sp.exp(-X))
+    covariances = [
+        sp.ImmutableMatrix([[1 + s, s / 2], [s / 2, 2 - s / 2]]),
+        sp.ImmutableMatrix([[1 + s, s / 3], [s / 3, 1]]),
+        sp.ImmutableMatrix([[1, s / 3], [s / 3, 1 + s]]),
+    ]
+    integrands = [sp.tanh(X) * sp.tanh(Y) ** 2 - 1, (sigmoid - sp.tanh(Y)) ** 2, sp.tanh(k * X) * sp.tanh(Y)]
+    nodes = [GaussianExpectation(sp.Lambda((X, Y), f), cov) for cov in covariances for f in integrands]
+    nodes.append(GaussianExpectation(sp.Lambda((X,), sp.tanh(X) ** 2), sp.ImmutableMatrix([[s]])))
+    from symlora._codegen import compile_expressions
+
+    compiled = compile_expressions([s, k], nodes + [2 * nodes[0] - nodes[4]], with_error=True)
+    plain = compile_expressions([s, k], nodes)
+    for s_value, k_value in [(0.3, 1.5), (1.1, 0.7)]:
+        values, bounds = compiled(s_value, k_value)
+        assert np.allclose(plain(s_value, k_value), values[:-1], rtol=0, atol=1e-14)
+        own = [node.subs({s: s_value, k: k_value}).numeric() for node in nodes]
+        for value, bound, (reference, reference_bound) in zip(values, bounds, own):
+            assert abs(value - reference) <= bound + reference_bound
+            assert bound < 1e-11
+        assert values[-1] == pytest.approx(2 * values[0] - values[4], abs=1e-15)
+    # a batch equals its elements to rounding (the number of Mehler terms follows the batch's largest |ρ|)
+    batch = plain(np.array([0.3, 1.1]), np.array([1.5, 0.7]))
+    assert np.allclose(batch[:, 0], plain(0.3, 1.5), rtol=1e-13, atol=1e-15)
+    assert plain(np.zeros(0), np.zeros(0)).shape == (len(nodes), 0)

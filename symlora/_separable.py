@@ -120,6 +120,9 @@ def _terms_of(worst, tol):
 
 _POWERS = np.arange(MAX_TERMS + 1, dtype=float)
 
+#: States per block of a batch (the arrays of a block stay in the processor's cache).
+_BLOCK = 16
+
 
 def _stack(values, shape):
     """The functions' values as one array ``(count,) + shape`` (broadcast where a function returned less)."""
@@ -218,30 +221,39 @@ class MehlerSums:
         if not args and self.right_variance is not None and all(isinstance(v, (float, int)) for v in (a, b, c)):
             return self._single(float(a), float(b), float(c), tol, nodes)
         a, b, rho, args, shape, terms = self._prepare(a, b, c, args, tol)
-        n, q, expand = self.combination.shape[0], self.q, (1,) * len(shape)
+        if not shape:
+            return self._batch(a[None], b[None], rho[None], [e[None] for e in args], terms, nodes)[:, 0]
+        # blocks of states small enough that the (functions x states x nodes) arrays stay in cache;
+        # every block uses the number of terms of the whole batch (what with_error bounds)
+        flat = [v.reshape(-1) for v in (a, b, rho, *args)]
+        size = flat[0].size
+        out = np.empty((self.combination.shape[0], size))
+        for start in range(0, size, _BLOCK):
+            block = [v[start : start + _BLOCK] for v in flat]
+            out[:, start : start + _BLOCK] = self._batch(*block[:3], block[3:], terms, nodes)
+        return out.reshape(out.shape[:1] + shape)
+
+    def _batch(self, a, b, rho, args, terms, nodes):
+        """Values ``(n, s)`` for one-dimensional arrays of ``s`` states."""
+        q = self.q
         z, w, _ = _mehler_rule(nodes)
         _, table_t = _mehler_table(nodes, terms)
-        right = self._right_coefficients(nodes, b, args, shape, terms)  # (q + 1, [shape,] K + 1)
+        right = self._right_coefficients(nodes, b, args, a.shape, terms)  # (q + 1, [s,] K + 1)
         # the left constant times E[g_j] (the k = 0 coefficients)
         out = np.tensordot(self.combination[:, self.p, :], right[..., 0], axes=(1, 0))
-        if out.ndim == 1:
-            out = out.reshape((n,) + expand)
-        if not self.p:
-            return np.array(np.broadcast_to(out, (n,) + shape), dtype=float)
-        if right.ndim == 2 and shape:
-            right = right.reshape((q + 1,) + expand + (terms + 1,))
-        left = self._values(self.left, self.p, a, args, shape, z)  # (p,) + shape + (N,)
+        out = out[:, None] if out.ndim == 1 else out
+        if not self.p or not a.size:
+            return np.broadcast_to(out, (out.shape[0], a.size))
+        if right.ndim == 2:
+            right = right[:, None, :]
+        left = self._values(self.left, self.p, a, args, a.shape, z)  # (p, s, N)
         # G_ρ on the nodes: w_z Σ_k h_k(z) ρ^k g_jk for each right function, then w_z for the constant
-        powers = rho[..., None] ** _POWERS[: terms + 1]
-        constant = np.broadcast_to(w, (1,) + shape + z.shape)
+        powers = rho[:, None] ** _POWERS[: terms + 1]
+        constant = np.broadcast_to(w, (1,) + a.shape + z.shape)
         kernel = np.concatenate([(right[:q] * powers) @ table_t, constant]) if q else constant
-        if not shape:
-            return self._main @ (left @ kernel.T).reshape(-1) + out
-        if kernel.shape[1:] != shape + z.shape:
-            kernel = np.broadcast_to(kernel, (q + 1,) + shape + z.shape)
-        # per element (p, N) @ (N, q + 1), then the combination
-        sums = np.matmul(np.moveaxis(left, 0, -2), np.moveaxis(kernel, 0, -1))
-        return np.moveaxis(sums.reshape(shape + (self._main.shape[1],)) @ self._main.T, -1, 0) + out
+        # per state (p, N) @ (N, q + 1), then the combination
+        sums = np.matmul(left.transpose(1, 0, 2), kernel.transpose(1, 2, 0))  # (s, p, q + 1)
+        return (sums.reshape(a.size, -1) @ self._main.T).T + out
 
     def _single(self, a, b, c, tol, nodes):
         """:meth:`__call__` at one state with the right coefficients fixed: the same sums, fewest numpy calls."""

@@ -113,6 +113,17 @@ def _terms(expr):
     return terms + [(coefficient, None if rest == 1 else rest)]
 
 
+def _parity(expr, variable):
+    """1 if ``expr`` is even in ``variable``, -1 if odd, 0 if neither is evident (no symmetry used)."""
+    mirrored = sp.expand(expr.xreplace({variable: -variable}))
+    expanded = sp.expand(expr)
+    if mirrored == expanded:
+        return 1
+    if mirrored == -expanded:
+        return -1
+    return 0
+
+
 class _SeparableGroup:
     """Separable nodes sharing one covariance ``[[a, c], [c, b]]``: one :class:`MehlerSums`."""
 
@@ -147,10 +158,12 @@ class _SeparableGroup:
         functions = [sp.lambdify((common, *([] if fixed[i] and i == order[1] else extras)), list(side),
                                  modules=MODULES, cse=True) if side else None
                      for i, (side, common) in enumerate(zip(sides, (_X, _Y)))]
+        expanded = sides[order[1]]
         self.sums = _separable.MehlerSums(
             functions[order[0]], functions[order[1]],
             combination if not self.swap else combination.transpose(0, 2, 1),
-            right_variance=float((a, b)[order[1]]) if fixed[order[1]] else None)
+            right_variance=float((a, b)[order[1]]) if fixed[order[1]] else None,
+            right_parity=[_parity(e, (_X, _Y)[order[1]]) for e in expanded] if fixed[order[1]] else None)
         self.covariance = sp.lambdify(args, [a, b, c], modules=MODULES, cse=True)
         self.extras = [args.index(e) for e in extras]
 

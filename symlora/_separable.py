@@ -107,6 +107,12 @@ def _mehler_table(nodes: int, terms: int):
     return table, np.ascontiguousarray(table.T)
 
 
+@functools.lru_cache(maxsize=512)
+def _parity_table(nodes: int, terms: int, first: int):
+    """Rows ``k = first, first + 2, ... <= terms`` of the transposed table, contiguous."""
+    return np.ascontiguousarray(_mehler_rule(nodes)[2][:, first : terms + 1 : 2].T)
+
+
 def _terms(rho, tol):
     """Mehler terms needed for ``|ρ|^K`` to fall below the tolerance (the coefficients only help)."""
     return _terms_of(float(np.max(np.abs(rho))) if rho.size else 0.0, tol)
@@ -154,6 +160,9 @@ class MehlerSums:
     right_variance : float, optional
         ``Var Y`` when it is the same for every call and the ``g_j`` take no
         ``args``: their Hermite coefficients are then computed once.
+    right_parity : sequence of {1, -1, 0}, optional
+        With ``right_variance``: ``g_j`` even (1), odd (-1) or neither (0).
+        The coefficients that vanish by symmetry are set to zero and skipped.
 
     Examples
     --------
@@ -162,7 +171,7 @@ class MehlerSums:
     0.186324413203
     """
 
-    def __init__(self, left, right, combination, right_variance=None):
+    def __init__(self, left, right, combination, right_variance=None, right_parity=None):
         combination = np.asarray(combination, dtype=float)
         if combination.ndim != 3 or combination.shape[0] < 1:
             raise ValueError(f"combination must have shape (outputs, p + 1, q + 1), got {combination.shape}")
@@ -176,6 +185,13 @@ class MehlerSums:
         self._pairs = np.ascontiguousarray(combination[:, : self.p, : self.q].reshape(combination.shape[0], -1))
         self._ones = np.ascontiguousarray(combination[:, : self.p, self.q])
         self._fixed = {}
+        # right functions by parity (even ones have only even-k coefficients, odd ones only odd):
+        # [(rows, first k or None), ...]; used with fixed coefficients only
+        parity = [0] * self.q if right_parity is None or self.right_variance is None else list(right_parity)
+        if len(parity) != self.q:
+            raise ValueError(f"right_parity needs one entry per right function ({self.q}), got {len(parity)}")
+        self._classes = [(np.flatnonzero([p == kind for p in parity]), first)
+                         for kind, first in ((1, 0), (-1, 1), (0, None)) if kind in parity]
 
     # --- the pieces ---------------------------------------------------------------
 
@@ -194,6 +210,9 @@ class MehlerSums:
                 fixed = np.zeros((self.q + 1, MAX_TERMS + 1))
                 if self.q:
                     fixed[: self.q] = self._values(self.right, self.q, np.float64(self.right_variance), (), (), z) @ table
+                for rows, first in self._classes:
+                    if first is not None:
+                        fixed[rows[:, None], np.arange(1 - first, MAX_TERMS + 1, 2)] = 0.0  # zero by symmetry
                 fixed[self.q, 0] = 1.0
                 self._fixed[nodes] = fixed
             return self._fixed[nodes][:, : terms + 1]
@@ -237,7 +256,6 @@ class MehlerSums:
         """Values ``(n, s)`` for one-dimensional arrays of ``s`` states."""
         q = self.q
         z, w, _ = _mehler_rule(nodes)
-        _, table_t = _mehler_table(nodes, terms)
         right = self._right_coefficients(nodes, b, args, a.shape, terms)  # (q + 1, [s,] K + 1)
         # the left constant times E[g_j] (the k = 0 coefficients)
         out = np.tensordot(self.combination[:, self.p, :], right[..., 0], axes=(1, 0))
@@ -250,7 +268,7 @@ class MehlerSums:
         # G_ρ on the nodes: w_z Σ_k h_k(z) ρ^k g_jk for each right function, then w_z for the constant
         powers = rho[:, None] ** _POWERS[: terms + 1]
         constant = np.broadcast_to(w, (1,) + a.shape + z.shape)
-        kernel = np.concatenate([(right[:q] * powers) @ table_t, constant]) if q else constant
+        kernel = np.concatenate([self._kernel(right, powers, terms, nodes), constant]) if q else constant
         # per state (p, N) @ (N, q + 1), then the combination
         sums = np.matmul(left.transpose(1, 0, 2), kernel.transpose(1, 2, 0))  # (s, p, q + 1)
         return (sums.reshape(a.size, -1) @ self._main.T).T + out
@@ -261,7 +279,6 @@ class MehlerSums:
         rho = min(1.0, max(-1.0, rho))
         terms = _terms_of(abs(rho), tol) if self.pairs else 0
         z, w, _ = _mehler_rule(nodes)
-        _, table_t = _mehler_table(nodes, terms)
         right = self._right_coefficients(nodes, b, (), (), terms)
         out = self._constant_out(nodes, right)
         if not self.p:
@@ -270,8 +287,26 @@ class MehlerSums:
         means = left @ w
         if not self.q:
             return self._ones @ means + out
-        kernel = (right[: self.q] * (rho ** _POWERS[: terms + 1])) @ table_t
+        # one product over all terms (the coefficients zero by symmetry add nothing): at one state
+        # a second product costs more call overhead than the half of the terms it saves
+        kernel = (right[: self.q] * (rho ** _POWERS[: terms + 1])) @ _mehler_table(nodes, terms)[1]
         return self._pairs @ (left @ kernel.T).reshape(-1) + self._ones @ means + out
+
+    def _kernel(self, right, powers, terms, nodes):
+        """``w_z Σ_k h_k(z) ρ^k g_jk`` of the right functions on the nodes, ``(q,) + states + (N,)``.
+
+        For functions of one parity only the non-zero half of the terms is summed.
+        """
+        q = self.q
+        if len(self._classes) <= 1 and (not self._classes or self._classes[0][1] is None):
+            return (right[:q] * powers) @ _mehler_table(nodes, terms)[1]
+        kernel = np.empty((q,) + powers.shape[:-1] + (_mehler_rule(nodes)[0].size,))
+        for rows, first in self._classes:
+            if first is None:
+                kernel[rows] = (right[rows] * powers) @ _mehler_table(nodes, terms)[1]
+            else:
+                kernel[rows] = (right[rows][..., first::2] * powers[..., first::2]) @ _parity_table(nodes, terms, first)
+        return kernel
 
     def _constant_out(self, nodes, right):
         # Σ_j C[n, p, j] E[g_j]: fixed per rule

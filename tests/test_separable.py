@@ -137,12 +137,14 @@ def test_grouped_nodes_match_each_node_alone():
         sp.ImmutableMatrix([[1 + s, s / 3], [s / 3, 1]]),
         sp.ImmutableMatrix([[1, s / 3], [s / 3, 1 + s]]),
     ]
-    integrands = [sp.tanh(X) * sp.tanh(Y) ** 2 - 1, (sigmoid - sp.tanh(Y)) ** 2, sp.tanh(k * X) * sp.tanh(Y)]
+    # functions of Y even, odd (their vanishing Hermite coefficients are skipped) and neither
+    integrands = [sp.tanh(X) * sp.tanh(Y) ** 2 - 1, (sigmoid - sp.tanh(Y)) ** 2, sp.tanh(k * X) * sp.tanh(Y),
+                  sp.tanh(X) * sp.tanh(Y + sp.Rational(1, 2))]
     nodes = [GaussianExpectation(sp.Lambda((X, Y), f), cov) for cov in covariances for f in integrands]
     nodes.append(GaussianExpectation(sp.Lambda((X,), sp.tanh(X) ** 2), sp.ImmutableMatrix([[s]])))
     from symlora._codegen import compile_expressions
 
-    compiled = compile_expressions([s, k], nodes + [2 * nodes[0] - nodes[4]], with_error=True)
+    compiled = compile_expressions([s, k], nodes + [2 * nodes[0] - nodes[5]], with_error=True)
     plain = compile_expressions([s, k], nodes)
     for s_value, k_value in [(0.3, 1.5), (1.1, 0.7)]:
         values, bounds = compiled(s_value, k_value)
@@ -151,8 +153,9 @@ def test_grouped_nodes_match_each_node_alone():
         for value, bound, (reference, reference_bound) in zip(values, bounds, own):
             assert abs(value - reference) <= bound + reference_bound
             assert bound < 1e-11
-        assert values[-1] == pytest.approx(2 * values[0] - values[4], abs=1e-15)
+        assert values[-1] == pytest.approx(2 * values[0] - values[5], abs=1e-15)
     # a batch equals its elements to rounding (the number of Mehler terms follows the batch's largest |ρ|)
-    batch = plain(np.array([0.3, 1.1]), np.array([1.5, 0.7]))
+    batch = plain(np.linspace(0.3, 1.1, 40), np.linspace(1.5, 0.7, 40))  # more states than one block
     assert np.allclose(batch[:, 0], plain(0.3, 1.5), rtol=1e-13, atol=1e-15)
+    assert np.allclose(batch[:, -1], plain(1.1, 0.7), rtol=1e-13, atol=1e-15)
     assert plain(np.zeros(0), np.zeros(0)).shape == (len(nodes), 0)

@@ -34,6 +34,15 @@ def test_derive_json_names_every_statistic(capsys):
     assert payload["covariances"]["R21"] == "M11*U21 + 1"
 
 
+def test_derive_latex_is_the_document_body(capsys):
+    code, out, _ = _run(capsys, "derive", "--student", "relu", "--hidden", "2", "--teacher-hidden", "1",
+                        "--mus", "mu,1", "--format", "latex")
+    assert code == 0
+    model = TwoLayerLoRAModel("relu", hidden=2, teacher_hidden=1, pretraining=[sympy.Symbol("mu", positive=True), 1])
+    assert out.strip() == model.to_latex(body_only=True).strip()
+    assert "\\documentclass" not in out and "\\frac{dU_{21}}{dt}" in out
+
+
 def test_escape_slope_is_tau_over_eta(capsys):
     # K = 2, single-index teacher, D = (0, 1): started on the unstable direction, T(eps) = (tau/eta) log(1/eps) + c
     code, out, _ = _run(capsys, "escape", "--student", "erf", "--hidden", "2", "--teacher-hidden", "1", "--mus",

@@ -127,7 +127,8 @@ def run_derive(args) -> int:
         emit(payload, "json")
         return 0
     if args.format == "latex":
-        raise CommandError("--format latex is not available for two-layer students yet; use text or json")
+        print(model.to_latex(body_only=True))
+        return 0
     print(f"# {model.name}; states {', '.join(payload['states'])}")
     for name, value in payload["covariances"].items():
         print(f"{name} = {value}")

@@ -8,11 +8,38 @@ from types import MappingProxyType
 import numpy as np
 
 from .._display import latex_text
-__all__ = ["SGDResult"]
+__all__ = ["SGDResult", "RunOutcomes"]
+
+
+class RunOutcomes:
+    """Counts of the outcomes of a batch of runs, from its ``status`` and ``escape_time`` arrays.
+
+    Shared by the results of every simulator (single-index and two-layer).
+    """
+
+    @property
+    def n_seeds(self) -> int:
+        """Number of runs."""
+        return int(self.escape_time.size)
+
+    @property
+    def escaped(self) -> np.ndarray:
+        """Boolean mask of the runs that escaped."""
+        return self.status == "escaped"
+
+    @property
+    def censored(self) -> int:
+        """Number of censored runs (the horizon came before the threshold)."""
+        return int(np.sum(self.status == "censored"))
+
+    @property
+    def diverged(self) -> int:
+        """Number of diverged runs (non-finite state before escaping)."""
+        return int(np.sum(self.status == "diverged"))
 
 
 @dataclass(frozen=True)
-class SGDResult:
+class SGDResult(RunOutcomes):
     """Recorded trajectories and escape times of a batch of SGD runs.
 
     Attributes
@@ -88,26 +115,6 @@ class SGDResult:
     def largest_overlap(self) -> np.ndarray:
         """The escape statistic ``max_a |m_a|`` (``|m|`` at rank 1), shape ``(seeds, nt)``."""
         return np.max([np.abs(self.stats[n]) for n in self._overlap_names()], axis=0)
-
-    @property
-    def n_seeds(self) -> int:
-        """Number of runs."""
-        return int(self.escape_time.size)
-
-    @property
-    def escaped(self) -> np.ndarray:
-        """Boolean mask of the runs that escaped."""
-        return self.status == "escaped"
-
-    @property
-    def censored(self) -> int:
-        """Number of censored runs (the horizon came before the threshold)."""
-        return int(np.sum(self.status == "censored"))
-
-    @property
-    def diverged(self) -> int:
-        """Number of diverged runs (non-finite state before escaping)."""
-        return int(np.sum(self.status == "diverged"))
 
     @property
     def v_norm_error(self) -> float:

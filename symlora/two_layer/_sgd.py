@@ -22,12 +22,13 @@ import numpy as np
 import sympy as sp
 
 from .._validate import as_float
+from ..simulate._result import RunOutcomes
 
 __all__ = ["TwoLayerSGDResult", "simulate_two_layer_sgd"]
 
 
 @dataclass(frozen=True)
-class TwoLayerSGDResult:
+class TwoLayerSGDResult(RunOutcomes):
     """Recorded statistics of a batch of two-layer SGD runs.
 
     Attributes
@@ -58,26 +59,6 @@ class TwoLayerSGDResult:
     d: int
     threshold: float
     settings: MappingProxyType
-
-    @property
-    def n_seeds(self) -> int:
-        """Number of runs."""
-        return int(self.status.size)
-
-    @property
-    def escaped(self) -> np.ndarray:
-        """Boolean mask of the runs that escaped."""
-        return self.status == "escaped"
-
-    @property
-    def censored(self) -> int:
-        """Number of censored runs (the horizon came before the threshold)."""
-        return int(np.sum(self.status == "censored"))
-
-    @property
-    def diverged(self) -> int:
-        """Number of diverged runs (non-finite state before escaping)."""
-        return int(np.sum(self.status == "diverged"))
 
     @property
     def overlap_norm(self) -> np.ndarray:

@@ -14,7 +14,7 @@ EXAMPLE = """examples:
   symlora escape --student relu --mu 0.3 --eps 1e-3,1e-6 --format json
   symlora escape --student erf --pretraining general --mu-perp 0.3 --mu 0.5 --eps 1e-3,1e-5
   symlora escape --student x --rank 2 --mu 0.5 --eps 1e-3,1e-5
-  symlora escape --student erf --hidden 4 --mus mu,mu,1,1 --mu 0.5 --eps 1e-3,1e-4,1e-5"""
+  symlora escape --student erf --hidden 4 --mus mu,mu,1,1 --mu 0 --eps 1e-3,1e-4,1e-5"""
 
 
 #: Most initial overlaps integrated by one command.

@@ -179,20 +179,33 @@ class _SeparableGroup:
         return list(self.sums(a, b, c, extras))
 
 
+class _SharedValues:
+    """All functions of one variable compiled together (common subexpressions shared), evaluated once
+    per array of points: ``function(i)`` is the ``i``-th as a callable of its own."""
+
+    def __init__(self, compiled):
+        self.compiled, self.points, self.values = compiled, None, None
+
+    def function(self, index):
+        def value(x):
+            if x is not self.points:  # the same array for every part of one integrand call
+                self.points, self.values = x, self.compiled(x)
+            return self.values[index]
+
+        return value
+
+
 class _ConditionalGroup:
     """Nodes on the semi-analytic route with the same ``(Var X, Var Y, Cov)`` on one side: one rule."""
 
     def __init__(self, args, key, members):
         a, b, c = key
-        functions = {}  # one compiled function per distinct f, shared by every part that has it
+        distinct = list(dict.fromkeys(f.xreplace({variable: _X}) for variable, parts in members
+                                      for f, _, _ in parts if f is not None))
+        shared = _SharedValues(sp.lambdify(_X, distinct, modules=MODULES, cse=True)) if distinct else None
 
         def compiled(expr, variable):
-            if expr is None:
-                return None
-            common = expr.xreplace({variable: _X})
-            if common not in functions:
-                functions[common] = sp.lambdify(_X, common, modules=MODULES)
-            return functions[common]
+            return None if expr is None else shared.function(distinct.index(expr.xreplace({variable: _X})))
 
         self.outputs = [[(compiled(f, variable), kinks, pieces) for f, kinks, pieces in parts]
                         for variable, parts in members]

@@ -264,8 +264,8 @@ class TwoLayerLoRAModel(FrozenFields):
         ``B``, ``H`` in ``Q``, ``R``, then the right-hand sides in ``A``, ``B``,
         ``H`` and the statistics.  Generated code computes each stage once per
         call; written out in the statistics (:meth:`ode`) the ``K = 4`` erf
-        committee has ~900k operations, in stages ~6k after
-        common-subexpression elimination (docs/theory.md §9.3).
+        committee has ~820k operations, in stages ~36k and ~6k after
+        common-subexpression elimination (docs/theory.md §9.5).
         """
         def build():
             D = sp.Matrix(self.pretraining)

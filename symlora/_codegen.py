@@ -29,7 +29,7 @@ from ._expectation import as_expr
 from ._export import export_model, scalar_function_source
 from ._node import GaussianExpectation
 from ._node_groups import MODULES, compile_nodes
-from ._ode_system import ODESystem
+from ._ode_system import ODESystem, inline_definitions
 from ._safe_rewriting import evaluation_form
 from ._safe_rewriting import numerically_safe as _numerically_safe  # noqa: F401 (tests import it here)
 
@@ -98,13 +98,6 @@ def _in_dependency_order(assignments):
     return ordered
 
 
-def _inline(definitions, exprs):
-    """``exprs`` with the ``definitions`` substituted (in order)."""
-    values = {}
-    for symbol, expr in definitions:
-        values[symbol] = expr.xreplace(values)
-    return tuple(e.xreplace(values) for e in exprs)
-
 
 def compile_expressions(args, exprs, name="generated", doc="", *, with_error=False, refined=False, definitions=()):
     """Compile SymPy expressions into one vectorised numpy function.
@@ -168,7 +161,7 @@ def compile_expressions(args, exprs, name="generated", doc="", *, with_error=Fal
     exprs = tuple(as_expr(e, "expression") for e in exprs)
     definitions = tuple((symbol, as_expr(e, "definition")) for symbol, e in definitions)
     if any(e.has(GaussianExpectation) for e in exprs + tuple(e for _, e in definitions)):
-        exprs, definitions = _inline(definitions, exprs), ()
+        exprs, definitions = inline_definitions(definitions, exprs), ()
     known = set(args)
     for symbol, e in definitions:
         if not isinstance(symbol, sp.Symbol) or symbol in known or not e.free_symbols <= known:

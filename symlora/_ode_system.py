@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-__all__ = ["ODESystem"]
+__all__ = ["ODESystem", "inline_definitions"]
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,13 @@ class ODESystem:
             return self.rhs
         key = "inlined_rhs"
         if key not in self._cache:
-            values = {}
-            for symbol, expr in self.definitions:
-                values[symbol] = expr.xreplace(values)
-            self._cache[key] = tuple(r.xreplace(values) for r in self.rhs)
+            self._cache[key] = inline_definitions(self.definitions, self.rhs)
         return self._cache[key]
+
+
+def inline_definitions(definitions, exprs) -> tuple:
+    """``exprs`` with the ``(symbol, expression)`` ``definitions`` substituted, in order."""
+    values = {}
+    for symbol, expr in definitions:
+        values[symbol] = expr.xreplace(values)
+    return tuple(e.xreplace(values) for e in exprs)

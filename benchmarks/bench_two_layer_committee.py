@@ -8,7 +8,9 @@ Committee ``K = K* = 4``, erf units, readout ``1/K``, rank ``r = 1``,
    before ``factor(together(...))``) against the current one in the same run;
 2. simulates the full network at dimension ``d`` (8 runs per ``μ``) and
    compares each run with the ODE started from its own state at ``|M| = 0.15``
-   (:func:`symlora.two_layer.compare_two_layer_with_ode`).
+   (:func:`symlora.two_layer.compare_two_layer_with_ode`), for ``2τ/η``
+   after that.  ``tests/test_two_layer_committee.py`` runs :func:`compare`
+   at ``μ = 0``, ``d = 300``.
 
 Per run, ``gap_k = max over time and M_1j of |ODE - SGD|``; the script prints
 the largest, the mean with its standard error, and the gap of the run-averaged
@@ -24,14 +26,12 @@ import sys
 import tempfile
 import time
 
-os.environ["SYMLORA_CACHE_DIR"] = tempfile.mkdtemp(prefix="symlora-cold-")  # before symlora reads it
+import numpy as np
+import sympy as sp
 
-import numpy as np  # noqa: E402
-import sympy as sp  # noqa: E402
-
-from symlora import TwoLayerLoRAModel, gaussian_expectation  # noqa: E402
-from symlora._codegen import compile_ode  # noqa: E402
-from symlora.two_layer import compare_two_layer_with_ode, simulate_two_layer_sgd  # noqa: E402
+from symlora import TwoLayerLoRAModel, gaussian_expectation
+from symlora._codegen import compile_ode
+from symlora.two_layer import compare_two_layer_with_ode, simulate_two_layer_sgd
 
 LR, SEEDS, ALIGN = 2, 8, 0.15
 
@@ -91,12 +91,13 @@ def cold_derivation(mu):
     return model
 
 
-def compare(model, mu, d):
+def compare(model, mu, d, seeds=SEEDS, out=print) -> dict:
+    """SGD of ``model`` at dimension ``d`` against its ODE after alignment; prints and returns the gaps."""
     tau = model.tau()
-    horizon = 2 * tau / LR  # two e-folds of the linear growth: |M| from 0.15 to its plateau
+    horizon = 2 * tau / LR  # two e-folds of the linear growth: |M| from 0.15 to most of its way up
     t_max = 1.6 * tau / (2 * LR) * np.log(d) + horizon  # mean escape ~ tau/(2 eta) log d, plus the spread
     t0 = time.process_time()
-    runs = simulate_two_layer_sgd(model, d, t_max, seeds=SEEDS, seed=2026)
+    runs = simulate_two_layer_sgd(model, d, t_max, seeds=seeds, seed=2026)
     t1 = time.process_time()
     comparison = compare_two_layer_with_ode(model, runs, align=ALIGN, horizon=horizon)
     t2 = time.process_time()
@@ -105,14 +106,17 @@ def compare(model, mu, d):
     mean_gap = max(np.abs((comparison.ode[n] - comparison.sgd[n]).mean(axis=0)).max() for n in names)
     norm = np.sqrt(sum(comparison.sgd[n][:, -1] ** 2 for n in names))
     sem = per_run.std(ddof=1) / np.sqrt(per_run.size) if per_run.size > 1 else np.nan
-    print(f"mu = {mu}, d = {d}: tau = {tau:.4g}; SGD {t1 - t0:.0f} s, ODE {t2 - t1:.1f} s; "
-          f"{comparison.align_time.size}/{SEEDS} runs aligned at t = {np.round(comparison.align_time, 1).tolist()}")
-    print(f"    |M| from {ALIGN} to {norm.mean():.3f} ± {norm.std(ddof=1):.3f} over {horizon} time units; "
-          f"max |ODE - SGD| of M: largest {per_run.max():.4f}, per run {per_run.mean():.4f} ± {sem:.4f} "
-          f"(s.e.m.); run-averaged trajectories {mean_gap:.4f}; d^-1/2 = {d ** -0.5:.4f}")
+    out(f"mu = {mu}, d = {d}: tau = {tau:.4g}; SGD {t1 - t0:.0f} s, ODE {t2 - t1:.1f} s; "
+        f"{comparison.align_time.size}/{seeds} runs aligned at t = {np.round(comparison.align_time, 1).tolist()}")
+    out(f"    |M| from {ALIGN} to {norm.mean():.3f} ± {norm.std(ddof=1):.3f} over {horizon:.0f} time units; "
+        f"max |ODE - SGD| of M: largest {per_run.max():.4f}, per run {per_run.mean():.4f} ± {sem:.4f} "
+        f"(s.e.m.); run-averaged trajectories {mean_gap:.4f}; d^-1/2 = {d ** -0.5:.4f}")
+    return {"runs": comparison.align_time.size, "final_norm": norm, "per_run_gap": per_run, "mean_gap": mean_gap}
 
 
 def main():
+    # a cold start: every shape derived again (symlora reads the variable when it first caches)
+    os.environ["SYMLORA_CACHE_DIR"] = tempfile.mkdtemp(prefix="symlora-cold-")
     d = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     mus = [sp.nsimplify(m) for m in sys.argv[2:]] or [sp.Rational(1, 2), sp.Rational(1, 5)]
     tidy_ratio()

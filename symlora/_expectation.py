@@ -328,7 +328,40 @@ def _check_integrand(expr, variables) -> None:
     for direction in directions:
         ray = plain.xreplace({v: c * t for v, c in zip(variables, direction)})
         if ray.has(t):
-            check_activation_expr(ray, t, f"the integrand {sp.sstr(expr)[:80]}")
+            check_activation_expr(_heaviside_as_abs(ray, t), t, f"the integrand {sp.sstr(expr)[:80]}")
+
+
+def _heaviside_as_abs(expr, t):
+    """``t^k H(±c t)`` (``c > 0``) as ``t^(k-1) (t ± |t|)/2``: the same function, in the form the analysis reads.
+
+    The engine writes ``|t|`` as ``t (2H(t) - 1)``; a denominator such as
+    ``(1 + |t|)^2`` (softsign'') then reads ``t² + 4tH(t) - 2t + 1``, whose
+    positivity the analysis of :mod:`symlora._integrability` cannot see,
+    while ``t² + 2|t| + 1`` it can.
+    """
+    if not expr.has(sp.Heaviside):
+        return expr
+
+    def is_target(e):
+        if not e.is_Mul:
+            return False
+        steps = [f for f in e.args if isinstance(f, sp.Heaviside)]
+        powers = [f for f in e.args if f == t or (f.is_Pow and f.base == t and f.exp.is_Integer and f.exp > 0)]
+        if len(steps) != 1 or not powers:
+            return False
+        slope = sp.expand(steps[0].args[0]).coeff(t)
+        return slope.is_number and slope != 0 and sp.expand(steps[0].args[0] - slope * t) == 0
+
+    def rewrite(e):
+        step = next(f for f in e.args if isinstance(f, sp.Heaviside))
+        sign = 1 if sp.expand(step.args[0]).coeff(t) > 0 else -1
+        return e.xreplace({step: sp.S.One}) / t * (t + sign * sp.Abs(t)) / 2
+
+    def sum_rule(e):
+        # each sum on its own (bases of powers are rewritten before they are raised)
+        return sp.Add(*[rewrite(a) if is_target(a) else a for a in sp.Add.make_args(sp.expand(e))])
+
+    return expr.replace(lambda e: e.is_Add and e.has(sp.Heaviside), sum_rule)
 
 
 def is_exact(expr) -> bool:

@@ -19,6 +19,7 @@ from symlora._codegen import compile_ode, _numerically_safe
 from symlora._expectation import evaluate_with_error, gaussian_expectation
 
 from conftest import mp_expect_2d
+from test_separable import mp_product
 
 # -- independent definitions (mpmath) ------------------------------------------------
 
@@ -146,14 +147,16 @@ def test_elu_second_derivative_has_no_delta():
 X, Y = sp.symbols("X Y", real=True)
 
 
-@pytest.mark.parametrize("expr, func, q, r", [
-    (1 / (1 + sp.exp(-X)) * sp.Abs(Y), lambda a, b: abs(b) / (1 + mpmath.exp(-a)), sp.Rational(1, 4), sp.Rational(-1, 5)),
-    (sp.tanh(2 * X) * sp.Max(0, Y), lambda a, b: mpmath.tanh(2 * a) * max(b, 0), 4, sp.Rational(19, 10)),
+@pytest.mark.parametrize("expr, f, g, q, r", [
+    (1 / (1 + sp.exp(-X)) * sp.Abs(Y), lambda a: 1 / (1 + mpmath.exp(-a)), abs, sp.Rational(1, 4), sp.Rational(-1, 5)),
+    (sp.tanh(2 * X) * sp.Max(0, Y), lambda a: mpmath.tanh(2 * a), lambda b: max(b, 0), 4, sp.Rational(19, 10)),
 ])
-def test_error_bound_above_true_error(expr, func, q, r):
+def test_error_bound_above_true_error(expr, f, g, q, r):
     result = gaussian_expectation(expr, [X, Y], [[q, r], [r, 1]])
     value, bound = evaluate_with_error(result)
-    reference = float(mp_expect_2d(func, q, r, 1))
+    # nested quadrature conditioned on Y, split at its kink (the two-dimensional
+    # rule of mp_expect_2d is off by 4e-14 at ρ = 0.95, above the bound of a correct value)
+    reference = float(mp_product(f, g, float(q), 1.0, float(r), g_kinks=(0,)))
     assert abs(value - reference) <= bound
     assert bound < 1e-9
 

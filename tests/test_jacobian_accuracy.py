@@ -35,24 +35,56 @@ def _assert_rows(rows, tolerance=1e-10):
         assert row["ok"], f"{where}: error {row['error']:.2e} above its bound {row['bound']:.2e}"
 
 
-@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(case=st.sampled_from(corpus.ALIGNED), mu=st.sampled_from([0.2, 0.45, 0.7, 0.9]))
+#: Pairs whose fixed-point Jacobian derives in seconds (two kinked factors without closed form,
+#: elu/softsign and the like, take minutes: the script checks them)
+QUICK = [case for case in corpus.ALIGNED if not all(
+    name in ("elu", "softsign") or name.startswith(("relu(", "leaky")) for name in case[:2])]
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from(QUICK), mu=st.sampled_from([0.2, 0.45, 0.7, 0.9]))
 def test_linearization_matches_the_reference(case, mu):
     student, teacher, lr, batch, noise = case
-    _assert_rows(corpus.check_linearization(student, teacher, lr, batch, noise, mus=(mu,)))
+    _assert_rows(corpus.check_linearization(student, teacher, lr, batch, noise, mus=(mu,), generated=False))
 
 
-@pytest.mark.parametrize("student, teacher", [("elu", "softsign"), ("silu", "gelu")])
-def test_linearization_of_kinked_and_smooth_pairs(student, teacher):
-    # a product of two kinked factors without closed form, and the two activations most used today
-    _assert_rows(corpus.check_linearization(student, teacher, mus=(0.5,)))
+@pytest.mark.parametrize("student, teacher", [("elu", "softsign"), ("silu", "gelu"), ("softsign", "relu")])
+def test_coefficients_of_kinked_and_smooth_pairs(student, teacher):
+    # a, b, τ of two kinked factors without closed form, and of the activations most used today
+    _assert_rows(corpus.check_linearization(student, teacher, mus=(0.3, 0.8), jacobian=False, generated=False))
 
 
-def test_rhs_of_a_kinked_pair_matches_the_reference():
-    # one state of the elu/softsign ODE (two kinked factors without closed form), label noise, B = 2;
-    # 20 digits keep the nested reference affordable here (the script uses 30)
-    (state,) = corpus.random_states(1, seed=5)
-    _assert_rows(corpus.check_rhs("elu", "softsign", 1, 2, 0.5, [state], dps=20))
+@pytest.mark.parametrize("var_x, var_y, cov", [(0.01, 1.0, 0.0999)])  # ρ = 0.999; the script runs more
+def test_two_kinked_factors_without_closed_form(var_x, var_y, cov):
+    # E[elu'(X) softsign(Y)]: no conditional closed form on either side (the elu/softsign ODE);
+    # strongly correlated pairs are where the kink of the inner factor needs graded outer panels
+    import sympy as sp
+
+    from symlora import activation
+    from symlora._expectation import evaluate_with_error, gaussian_expectation, is_exact
+
+    x, y = sp.symbols("X Y", real=True)
+    cov_matrix = [[sp.nsimplify(var_x), sp.nsimplify(cov)], [sp.nsimplify(cov), sp.nsimplify(var_y)]]
+    result = gaussian_expectation(activation("elu").derivative_at(x) * activation("softsign")(y), [x, y], cov_matrix)
+    assert not is_exact(result)
+    value, bound = evaluate_with_error(result)
+    with mpmath.workdps(18):
+        a, b, c = (mpmath.mpf(str(v)) for v in (var_x, var_y, cov))
+        spread = mpmath.sqrt(a - c * c / b)
+
+        def inner(v):  # E[elu'(X) | Y = v sqrt(b)], split at the kink X = 0
+            mean = c * v / mpmath.sqrt(b)
+            elu1 = lambda t: 1 if t > 0 else mpmath.exp(t)  # noqa: E731
+            return lora_reference._normal_1d(lambda z: elu1(mean + spread * z), [-mean / spread])[0]
+
+        def outer(v):
+            w = mpmath.sqrt(b) * v
+            return w / (1 + abs(w)) * inner(v)
+
+        reference = lora_reference._normal_1d(outer, [0])[0]
+    error = abs(value - float(reference))
+    assert error <= bound, (value, float(reference), bound)
+    assert bound < 1e-12
 
 
 def test_reference_reproduces_known_closed_forms():

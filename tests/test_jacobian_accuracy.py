@@ -48,7 +48,7 @@ def test_linearization_matches_the_reference(case, mu):
     _assert_rows(corpus.check_linearization(student, teacher, lr, batch, noise, mus=(mu,), generated=False))
 
 
-@pytest.mark.parametrize("student, teacher", [("elu", "softsign"), ("silu", "gelu"), ("softsign", "relu")])
+@pytest.mark.parametrize("student, teacher", [("elu", "softsign"), ("silu", "gelu")])
 def test_coefficients_of_kinked_and_smooth_pairs(student, teacher):
     # a, b, τ of two kinked factors without closed form, and of the activations most used today
     _assert_rows(corpus.check_linearization(student, teacher, mus=(0.3, 0.8), jacobian=False, generated=False))
@@ -85,6 +85,12 @@ def test_two_kinked_factors_without_closed_form(var_x, var_y, cov):
     error = abs(value - float(reference))
     assert error <= bound, (value, float(reference), bound)
     assert bound < 1e-12
+
+
+def test_rhs_matches_the_reference():
+    # one state of a kinked pair on the semi-analytic route, with label noise and B = 2; 16 digits
+    # keep the nested reference at ~20 s (the script uses 30 digits and more states and pairs)
+    _assert_rows(corpus.check_rhs("softsign", "relu", 1, 2, 0.5, [(0.4, -1.3, 0.6)], dps=16))
 
 
 def test_reference_reproduces_known_closed_forms():

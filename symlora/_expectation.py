@@ -115,6 +115,8 @@ def _cached_expectation(expr, variables, cov):
     delta_groups = {}
     for coef, term in _split_terms(expr, variables):
         if term is None:
+            if _vanishes_on_its_deltas(coef, variables):
+                continue
             deltas, rest = _pull_deltas(coef, variables)
             if deltas:
                 # a delta next to a factor without closed form: condition exactly,
@@ -160,6 +162,29 @@ def _cached_expectation(expr, variables, cov):
             integrand = integrand.xreplace({v: v + si for v, si in zip(variables, shift)})
         result = result + factor * GaussianExpectation(sp.Lambda(tuple(variables), integrand), conditioned)
     return result
+
+
+def _vanishes_on_its_deltas(term, variables) -> bool:
+    """True for a product ``a^k δ(a)^n ...`` with ``k >= n``: zero, as ``a δ(a) = 0``.
+
+    Derivatives of functions written with ``|a| = a (2H(a) - 1)`` (softsign)
+    carry such products; the singular parts of a ``C^1`` function's
+    derivatives cancel, so no ``δ(a)²`` survives once each ``δ(a)`` has met
+    its factor ``a``.
+    """
+    powers, deltas = {}, {}
+    for factor in sp.Mul.make_args(term):
+        base, exponent = factor.as_base_exp()
+        if not (exponent.is_Integer and exponent > 0 and base.has(*variables)):
+            continue
+        if isinstance(base, sp.DiracDelta) and len(base.args) == 1:
+            argument = sp.expand(base.args[0])
+            deltas[argument] = deltas.get(argument, 0) + int(exponent)
+        else:
+            argument = sp.expand(base)
+            powers[argument] = powers.get(argument, 0) + int(exponent)
+            powers[-argument] = powers.get(-argument, 0) + int(exponent)
+    return any(powers.get(argument, 0) >= n for argument, n in deltas.items())
 
 
 def _pull_deltas(term, variables):

@@ -102,3 +102,18 @@ def test_reference_reproduces_known_closed_forms():
         with mpmath.workdps(30):
             got_a, got_b, _, _ = lora_reference.ab(student, teacher, mu)
             assert abs(got_a - a) < 1e-25 and abs(got_b - b) < 1e-25, (student, teacher, got_a, got_b)
+
+
+def test_products_of_a_delta_and_its_argument_vanish():
+    # a δ(a) = 0: derivatives of softsign's |λ| = λ(2H(λ) - 1) carry λ³ δ(λ)², which the engine
+    # once refused as a squared delta; a lone δ(λ)² (no factor λ) is still refused
+    import sympy as sp
+
+    from symlora._expectation import NotIntegrableError, gaussian_expectation
+
+    lam, nu = sp.symbols("lambda nu", real=True)
+    cov = [[1, sp.Rational(1, 2)], [sp.Rational(1, 2), 1]]
+    term = lam**3 * sp.DiracDelta(lam) ** 2 * sp.tanh(nu) / (1 + lam**2)
+    assert gaussian_expectation(term + sp.tanh(nu) ** 2 * lam * sp.DiracDelta(lam), [lam, nu], cov) == 0
+    with pytest.raises(NotIntegrableError):
+        gaussian_expectation(sp.DiracDelta(lam) ** 2 * sp.tanh(nu), [lam, nu], cov)

@@ -218,6 +218,12 @@ def check_general(student, teacher, mu, mu_perp, dps=ref.DPS):
     return rows
 
 
+def _refused(case, exc):
+    """A failed row for a case symlora could not evaluate (the message says why)."""
+    return {"kind": "refused", "case": case, "name": str(exc)[:120], "value": math.nan, "reference": 0.0,
+            "error": math.inf, "relative": math.inf, "bound": math.nan, "ok": False}
+
+
 def summary(rows):
     """Per kind: worst absolute and relative error, smallest and largest bound/error ratio, failures."""
     out = {}
@@ -239,16 +245,22 @@ def run(pairs=len(ALIGNED), states=4, general=len(GENERAL), seed=12, dps=ref.DPS
     rows = []
     for index, (student, teacher, lr, batch, noise) in enumerate(ALIGNED[first:first + pairs], start=first):
         start = time.process_time()
-        new = check_linearization(student, teacher, lr, batch, noise, generated=generated)
-        if states:
-            new += check_rhs(student, teacher, lr, batch, noise, random_states(states, seed + index), dps=dps)
+        try:
+            new = check_linearization(student, teacher, lr, batch, noise, generated=generated)
+            if states:
+                new += check_rhs(student, teacher, lr, batch, noise, random_states(states, seed + index), dps=dps)
+        except (ValueError, NotImplementedError) as exc:  # reported, the corpus goes on
+            new = [_refused(f"{student} / {teacher}", exc)]
         rows += new
         worst = max(new, key=lambda r: r["relative"])
         out(f"{student:>20} / {teacher:<20} worst {worst['relative']:.1e} ({worst['kind']} {worst['name']}), "
             f"failed {sum(not r['ok'] for r in new)}, {time.process_time() - start:.0f} s CPU")
     for student, teacher, mu, mu_perp in GENERAL[:general]:
         start = time.process_time()
-        new = check_general(student, teacher, mu, mu_perp, dps=dps)
+        try:
+            new = check_general(student, teacher, mu, mu_perp, dps=dps)
+        except (ValueError, NotImplementedError) as exc:
+            new = [_refused(f"{student} / {teacher} (general)", exc)]
         rows += new
         worst = max(new, key=lambda r: r["relative"])
         out(f"{student:>20} / {teacher:<20} general worst {worst['relative']:.1e} ({worst['kind']} {worst['name']}), "

@@ -159,7 +159,7 @@ def ab(student, teacher, mu, dps=DPS):
         a, ea = _normal_1d(lambda n: -e0(n) * s.slope(mu * n) * n, kinks)
         b, eb = _normal_1d(lambda n: s.slope(mu * n) * (n * e0(n) + t.slope(n)), kinks)
         b, eb = b / mu, eb / mu
-        tau = (b + mpmath.sqrt(b * b + 4 * a * a)) / (2 * a * a)
+        tau = (b + mpmath.sqrt(b * b + 4 * a * a)) / (2 * a * a) if a != 0 else mpmath.inf
         return a, b, tau, max(abs(ea), abs(eb))
 
 

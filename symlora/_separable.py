@@ -323,8 +323,10 @@ class MehlerSums:
         for nodes in (COARSE_NODES, MEHLER_NODES):
             z, w, _ = _mehler_rule(nodes)
             table, _ = _mehler_table(nodes, terms)
-            right = np.broadcast_to(self._right_coefficients(nodes, b, args, shape, terms),
-                                    (self.q + 1,) + shape + (terms + 1,))
+            right = self._right_coefficients(nodes, b, args, shape, terms)
+            if right.ndim == 2:  # coefficients fixed once per rule: the same for every state
+                right = right.reshape((self.q + 1,) + (1,) * len(shape) + (terms + 1,))
+            right = np.broadcast_to(right, (self.q + 1,) + shape + (terms + 1,))
             left = np.zeros((self.p + 1,) + shape + (terms + 1,))
             left_square = np.ones((self.p + 1,) + shape)
             if self.p:

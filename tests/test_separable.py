@@ -159,3 +159,21 @@ def test_grouped_nodes_match_each_node_alone():
     assert np.allclose(batch[:, 0], plain(0.3, 1.5), rtol=1e-13, atol=1e-15)
     assert np.allclose(batch[:, -1], plain(1.1, 0.7), rtol=1e-13, atol=1e-15)
     assert plain(np.zeros(0), np.zeros(0)).shape == (len(nodes), 0)
+
+
+def test_error_bound_of_a_batch_of_states():
+    """The compiled RHS bound on a (states, 2, 3) batch (fixed teacher coefficients) equals the per-state bounds'
+    shape and bounds the per-state difference to a tighter rule (it raised a broadcasting error before)."""
+    from symlora import LoRAModel
+    from symlora._codegen import compile_ode
+
+    compiled = compile_ode(LoRAModel("tanh", lr=sp.Rational(1, 2)).ode_system())
+    states = np.random.default_rng(4).uniform(-0.8, 0.8, (2, 2, 3))
+    bound = compiled.rhs_error_bound(states, 0.4)
+    assert bound.shape == (2, 2, 3)
+    error = compiled.rhs_error(states, 0.4)
+    assert np.all(bound >= error)
+    for i in range(2):
+        for j in range(3):
+            single = compiled.rhs_error_bound(states[:, i, j], 0.4)
+            np.testing.assert_allclose(bound[:, i, j], single, rtol=0.5)

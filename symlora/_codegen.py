@@ -306,11 +306,21 @@ def compile_ode(system: ODESystem) -> CompiledODE:
         def jac(*arrays):
             # compiled on first use: explicit integrators never ask, and for large systems (two-layer
             # students) differentiating and compiling the Jacobian costs many times the right-hand side
-            if "compiled_jacobian" not in system._cache:
-                system._cache["compiled_jacobian"] = compile_expressions(
-                    args, tuple(jacobian_expressions(system)), name="jacobian",
-                    doc=f"Jacobian of {system.name} (row-major)")
-            return system._cache["compiled_jacobian"](*arrays)
+            try:
+                if "compiled_jacobian" not in system._cache:
+                    system._cache["compiled_jacobian"] = compile_expressions(
+                        args, tuple(jacobian_expressions(system)), name="jacobian",
+                        doc=f"Jacobian of {system.name} (row-major)")
+                return system._cache["compiled_jacobian"](*arrays)
+            except ValueError as error:
+                if "too large" not in str(error):
+                    raise
+                # softsign-type pairs: |x| written with Heaviside factors makes the differentiated
+                # integrands exceed the engine's size limit; say what still works
+                raise ValueError(
+                    f"the Jacobian of {system.name} cannot be built: a differentiated integrand is beyond the "
+                    f"expectation engine's size limit ({error}); the right-hand side, a, b and tau are available, "
+                    "and explicit integrators (the default DOP853) do not need the Jacobian") from None
 
         system._cache[key] = CompiledODE(system, rhs, jac)
     return system._cache[key]

@@ -131,3 +131,17 @@ def test_general_pretraining_coefficients():
     assert general.coefficients(0.5, 0.3)["tau"] != pytest.approx(aligned.tau(0.5), rel=1e-3)
     with pytest.raises(ValueError, match="mu_perp"):
         aligned.coefficients(0.5, 0.3)
+
+
+def test_jacobian_beyond_the_engine_says_what_still_works():
+    """softsign/relu: the differentiated integrands exceed the engine's size limit (a known limitation);
+    the error names the Jacobian and the right-hand side still evaluates."""
+    import numpy as np
+
+    from symlora import LoRAModel
+    from symlora._codegen import compile_ode
+
+    compiled = compile_ode(LoRAModel("softsign", "relu").ode_system())
+    assert np.all(np.isfinite(compiled.rhs(np.array([0.1, 0.2]), 0.5)))
+    with pytest.raises(ValueError, match="Jacobian of softsign / relu.*cannot be built.*right-hand side"):
+        compiled.jacobian(np.array([0.1, 0.2]), 0.5)

@@ -71,7 +71,7 @@ class TwoLayerSGDResult(RunOutcomes):
 
 
 def _numeric(expr, name, values):
-    value = sp.sympify(expr).xreplace({sp.Symbol(k, **a): sp.Float(v) for k, v in values.items()
+    value = sp.sympify(expr, strict=True).xreplace({sp.Symbol(k, **a): sp.Float(v) for k, v in values.items()
                                        for a in ({}, {"positive": True}, {"real": True}, {"nonnegative": True})})
     if value.free_symbols:
         raise ValueError(f"{name} needs values for {', '.join(sorted(map(str, value.free_symbols)))} (parameters=...)")

@@ -264,7 +264,7 @@ def _affordable(nodes, k):
 
 
 def quadrature_with_error(func, cov, args=(), kinks=(), tol=DEFAULT_TOLERANCE, nodes=None, max_nodes=None,
-                          certify=True):
+                          certify=True, independent=False):
     """``E[func(X)]`` and an error bound, with the order chosen from the error estimate.
 
     Parameters
@@ -292,6 +292,13 @@ def quadrature_with_error(func, cov, args=(), kinks=(), tol=DEFAULT_TOLERANCE, n
         Where the last difference is above ``tol`` although the predicted
         error is not, evaluate one more rule to tighten the bound (the value
         does not change; :func:`quadrature_expectation` skips this).
+    independent : bool
+        Choose the order element by element: an element of a batch stops at
+        the order it would stop at alone, and only the elements not yet
+        converged go on to finer rules (what a batch of unlike states needs:
+        otherwise every element pays for the hardest).  ``func`` must then take
+        everything that differs between elements through ``args`` (it is
+        called on subsets of the elements).
 
     Returns
     -------
@@ -310,10 +317,32 @@ def quadrature_with_error(func, cov, args=(), kinks=(), tol=DEFAULT_TOLERANCE, n
     _check_nodes(nodes, k)
     _check_nodes(max_nodes, k)
     matrix, extras, kinks, shape = _prepare(cov, args, kinks)
-    coarse, _ = _integrate(func, matrix, extras, kinks, shape, nodes)
+    independent = independent and 0 not in shape
+    if independent:
+        # one flat axis of elements, subsets of which go on to finer rules
+        size = int(np.prod(shape))
+        matrix = matrix.reshape((size, k, k))
+        extras = [e.reshape(size) for e in extras]
+        kinks = [(i, c.reshape(size)) for i, c in kinks]
+
+    def integrate(active, n):
+        if active is None:
+            return _integrate(func, matrix, extras, kinks, shape, n)
+        return _integrate(func, matrix[active], [e[active] for e in extras], [(i, c[active]) for i, c in kinks],
+                          (active.size,), n)
+
+    def per_element(condition, lead):
+        # a condition of every integrand of an element (leading axes), element by element
+        condition = np.all(condition, axis=tuple(range(lead))) if lead else condition
+        return condition if independent else np.full(np.shape(condition), np.all(condition))
+
+    active = np.arange(size) if independent else None
+    values = bounds = None
+    coarse, _ = integrate(active, nodes)
     previous = None
     while True:
-        fine, rounding = _integrate(func, matrix, extras, kinks, shape, 2 * nodes)
+        fine, rounding = integrate(active, 2 * nodes)
+        lead = fine.ndim - (1 if independent else len(shape))
         difference = np.abs(fine - coarse)
         scale = np.maximum(1.0, np.abs(fine))
         # stop when the error of I(2n) predicted from the convergence rate,
@@ -323,7 +352,8 @@ def quadrature_with_error(func, cov, args=(), kinks=(), tol=DEFAULT_TOLERANCE, n
             predicted = difference
         else:
             predicted = np.where(difference < previous, difference**2 / np.maximum(previous, 1e-300), difference)
-        if not np.all(predicted + rounding <= tol * scale) and 4 * nodes <= max_nodes:
+        done = per_element(predicted + rounding <= tol * scale, lead) | (4 * nodes > max_nodes)
+        if not np.any(done):
             nodes, coarse, previous = 2 * nodes, fine, difference
             continue
         error = difference
@@ -333,15 +363,28 @@ def quadrature_with_error(func, cov, args=(), kinks=(), tol=DEFAULT_TOLERANCE, n
             # difference; bound it by twice the larger of the last two
             slow = difference > 1e-2 * previous
             error = np.where(slow, 2 * np.maximum(difference, previous), difference)
-        if certify and np.any(error + rounding > tol * scale) and _affordable(4 * nodes, k):
+        uncertain = done & ~per_element(error + rounding <= tol * scale, lead)
+        if certify and np.any(uncertain) and _affordable(4 * nodes, k):
             # the order was chosen from the predicted error, which the last
             # difference overstates by orders of magnitude: one more rule bounds
             # the error of the value returned (the same value as without
             # ``certify``) by 2 |I(4n) - I(2n)|, the error of I(4n) being at most
             # |I(4n) - I(2n)| for a converging rule (algebraically at least like 1/n)
-            finer, _ = _integrate(func, matrix, extras, kinks, shape, 4 * nodes)
-            error = np.minimum(error, 2 * np.abs(finer - fine))
-        return fine, error + rounding
+            if independent:
+                finer, _ = integrate(active[uncertain], 4 * nodes)
+                error[..., uncertain] = np.minimum(error[..., uncertain], 2 * np.abs(finer - fine[..., uncertain]))
+            else:
+                finer, _ = integrate(active, 4 * nodes)
+                error = np.minimum(error, 2 * np.abs(finer - fine))
+        if not independent:
+            return fine, error + rounding
+        if values is None:
+            values, bounds = np.empty(fine.shape[:lead] + (size,)), np.empty(fine.shape[:lead] + (size,))
+        values[..., active[done]], bounds[..., active[done]] = fine[..., done], (error + rounding)[..., done]
+        if np.all(done):
+            return values.reshape(values.shape[:lead] + shape), bounds.reshape(values.shape[:lead] + shape)
+        rest = ~done
+        active, nodes, coarse, previous = active[rest], 2 * nodes, fine[..., rest], difference[..., rest]
 
 
 def quadrature_expectation(func, cov, nodes=None, args=(), kinks=(), tol=DEFAULT_TOLERANCE):

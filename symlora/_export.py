@@ -17,7 +17,7 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
-from . import _conditional, _quadrature, _separable
+from . import _conditional, _near_unit_correlation, _quadrature, _separable
 from . import _symbols as S
 from ._delta_conditioning import jacobian_expressions
 from ._expectation import as_expr
@@ -120,6 +120,8 @@ def _embedded(module, name):
     """
     source = inspect.getsource(module)
     body = source[source.index("import functools"):].replace("import numpy as np\n", "np = numpy\n")
+    # names imported from sibling modules are module-level names of the export (embedded before)
+    body = "".join(line for line in body.splitlines(keepends=True) if not line.startswith("from ."))
     short = module.__name__.rsplit(".", 1)[-1]
     return (f"# --- {short}: copied from {module.__name__} ---\n"
             f"def {short}():\n" + textwrap.indent(body, "    ") + f"\n    return {name}\n")
@@ -200,6 +202,8 @@ def export_model(model, path) -> Path:
     if any(e.has(GaussianExpectation) for e in exprs_all):
         pieces.append(_embedded(_quadrature, "quadrature_expectation"))
         pieces.append("_gauss_expectation = _quadrature()\n")
+        pieces.append(_embedded(_near_unit_correlation, "(coarse_nodes, conditioned_sums, inner_nodes)"))
+        pieces.append("coarse_nodes, conditioned_sums, inner_nodes = _near_unit_correlation()\n")
         pieces.append(_embedded(_separable, "separable_expectation"))
         pieces.append("_gauss_separable = _separable()\n")
         # the semi-analytic route calls the adaptive rule of _quadrature (passed in)

@@ -60,6 +60,8 @@ import math
 
 import numpy as np
 
+from ._near_unit_correlation import coarse_nodes, conditioned_sums, inner_nodes
+
 __all__ = ["MehlerSums", "separable_expectation", "separable_with_error"]
 
 #: Panel edges of the one-dimensional rule in standard deviations: beyond
@@ -113,11 +115,6 @@ def _parity_table(nodes: int, terms: int, first: int):
     return np.ascontiguousarray(_mehler_rule(nodes)[2][:, first : terms + 1 : 2].T)
 
 
-def _terms(rho, tol):
-    """Mehler terms needed for ``|ρ|^K`` to fall below the tolerance (the coefficients only help)."""
-    return _terms_of(float(np.max(np.abs(rho))) if rho.size else 0.0, tol)
-
-
 def _terms_of(worst, tol):
     if worst >= 1:
         return MAX_TERMS
@@ -125,6 +122,9 @@ def _terms_of(worst, tol):
 
 
 _POWERS = np.arange(MAX_TERMS + 1, dtype=float)
+
+#: The numbers of terms a state may be given (few, so that states group and tables are shared).
+_LEVELS = np.array([4, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, MAX_TERMS])
 
 #: States per block of a batch (the arrays of a block stay in the processor's cache).
 _BLOCK = 16
@@ -185,6 +185,8 @@ class MehlerSums:
         self._pairs = np.ascontiguousarray(combination[:, : self.p, : self.q].reshape(combination.shape[0], -1))
         self._ones = np.ascontiguousarray(combination[:, : self.p, self.q])
         self._fixed = {}
+        # Σ_ij |C_nij| over pairs of functions, the largest over outputs: the truncation bound's factor
+        self._weight = float(np.abs(combination[:, : self.p, : self.q]).sum(axis=(1, 2)).max())
         # right functions by parity (even ones have only even-k coefficients, odd ones only odd):
         # [(rows, first k or None), ...]; used with fixed coefficients only
         parity = [0] * self.q if right_parity is None or self.right_variance is None else list(right_parity)
@@ -230,8 +232,60 @@ class MehlerSums:
         ab = a * b
         positive = ab > 0
         rho = np.clip(np.where(positive, c / np.sqrt(np.where(positive, ab, 1.0)), 0.0), -1.0, 1.0)
-        terms = _terms(rho, tol) if self.pairs else 0
-        return a, b, rho, args, a.shape, terms
+        return a, b, rho, args, a.shape
+
+    def _right_deficits(self, nodes):
+        """``max_j T_gj(L)`` for each level ``L`` of :data:`_LEVELS` (fixed right coefficients; cached).
+
+        ``T_g(L) = E[g²] - Σ_{k<=L} g_k²`` (Parseval), floored at 1e-15 ``E[g²]``
+        as in :meth:`with_error`.
+        """
+        key = ("deficits", nodes)
+        if key not in self._fixed:
+            z, w, _ = _mehler_rule(nodes)
+            coefficients = self._right_coefficients(nodes, None, (), (), MAX_TERMS)[: self.q]
+            square = self._values(self.right, self.q, np.float64(self.right_variance), (), (), z) ** 2 @ w
+            partial = np.cumsum(coefficients**2, axis=1)[:, _LEVELS]  # (q, levels)
+            deficits = np.maximum(square[:, None] - partial, 0.0) + 1e-15 * square[:, None]
+            self._fixed[key] = deficits.max(axis=0)
+        return self._fixed[key]
+
+    def _state_terms(self, rho, left_square, nodes, tol):
+        """Mehler terms for each state: the least level ``K`` whose truncation bound is below ``tol / 10``.
+
+        The bound is the one :meth:`with_error` reports,
+        ``|ρ|^{K+1} Σ_ij |C_nij| sqrt(T_fi(K) T_gj(K))``, with ``T_fi <= E[f_i²]``
+        (``left_square``, the largest per state) and, when the right
+        coefficients are fixed, their own deficits ``T_gj(K)``: the faster the
+        coefficients decay, the fewer terms.  Otherwise ``|ρ|^K <= tol/10``.
+        A state given more terms than its own is only more accurate (the bound
+        at ``K`` holds for every larger number of terms: deficits decrease).
+        ``MAX_TERMS + 1`` where even :data:`MAX_TERMS` terms do not reach the
+        tolerance (near unit correlation: :mod:`symlora._near_unit_correlation`).
+        """
+        rho = np.abs(np.asarray(rho, dtype=float))
+        if not self.pairs:
+            return np.zeros(rho.shape, dtype=int)
+        if self.right_variance is None or not self.q:
+            needed = np.vectorize(_terms_of, otypes=[int])(rho, tol)
+            terms = _LEVELS[np.minimum(np.searchsorted(_LEVELS, needed), _LEVELS.size - 1)]
+            return np.where(rho ** (MAX_TERMS + 1.0) > tol / 10, MAX_TERMS + 1, terms)
+        bound = (rho[..., None] ** (_LEVELS + 1.0)) * np.sqrt(np.asarray(left_square)[..., None]
+                                                              * self._right_deficits(nodes)) * self._weight
+        below = bound <= tol / 10
+        return np.where(below.any(axis=-1), _LEVELS[below.argmax(axis=-1)], MAX_TERMS + 1)
+
+    def _single_terms(self, rho, left_square, nodes, tol):
+        """:meth:`_state_terms` of one state with fixed right coefficients, in plain Python (no array overhead)."""
+        key = ("factors", nodes)
+        if key not in self._fixed:
+            self._fixed[key] = [(int(level), math.sqrt(d) * self._weight)
+                                for level, d in zip(_LEVELS, self._right_deficits(nodes))]
+        rho, root = abs(rho), math.sqrt(max(left_square, 0.0))
+        for level, factor in self._fixed[key]:
+            if rho ** (level + 1) * root * factor <= tol / 10:
+                return level
+        return MAX_TERMS + 1
 
     # --- evaluation --------------------------------------------------------------
 
@@ -239,32 +293,69 @@ class MehlerSums:
         """Values ``(n,) + broadcast shape`` with the rule of ``nodes`` nodes per panel (no error estimate)."""
         if not args and self.right_variance is not None and all(isinstance(v, (float, int)) for v in (a, b, c)):
             return self._single(float(a), float(b), float(c), tol, nodes)
-        a, b, rho, args, shape, terms = self._prepare(a, b, c, args, tol)
+        a, b, rho, args, shape = self._prepare(a, b, c, args, tol)
         if not shape:
-            return self._batch(a[None], b[None], rho[None], [e[None] for e in args], terms, nodes)[:, 0]
-        # blocks of states small enough that the (functions x states x nodes) arrays stay in cache;
-        # every block uses the number of terms of the whole batch (what with_error bounds)
+            return self._batch(a[None], b[None], rho[None], [e[None] for e in args], tol, nodes)[:, 0]
+        # blocks of states small enough that the (functions x states x nodes) arrays stay in cache,
+        # in order of |ρ| so that a block's states need about the same number of terms
         flat = [v.reshape(-1) for v in (a, b, rho, *args)]
+        order = np.argsort(np.abs(flat[2]), kind="stable")
+        flat = [v[order] for v in flat]
         size = flat[0].size
         out = np.empty((self.combination.shape[0], size))
         for start in range(0, size, _BLOCK):
             block = [v[start : start + _BLOCK] for v in flat]
-            out[:, start : start + _BLOCK] = self._batch(*block[:3], block[3:], terms, nodes)
+            out[:, order[start : start + _BLOCK]] = self._batch(*block[:3], block[3:], tol, nodes)
         return out.reshape(out.shape[:1] + shape)
 
-    def _batch(self, a, b, rho, args, terms, nodes):
-        """Values ``(n, s)`` for one-dimensional arrays of ``s`` states."""
+    def _batch(self, a, b, rho, args, tol, nodes):
+        """Values ``(n, s)`` for one-dimensional arrays of ``s`` states.
+
+        Mehler's series with the block's largest number of terms; states it
+        cannot reach the tolerance for, conditioned on ``Y`` where that is cheap.
+        """
+        z, w, _ = _mehler_rule(nodes)
+        left = self._values(self.left, self.p, a, args, a.shape, z) if self.p and a.size else None  # (p, s, N)
+        if left is None or not self.pairs:
+            return self._series(a, b, rho, args, left, 0, nodes)
+        terms = self._state_terms(rho, ((left * left) @ w).max(axis=0), nodes, tol)
+        inner = np.where(terms > MAX_TERMS, inner_nodes(a, b, rho, tol), 0)
+        if not inner.any():
+            return self._series(a, b, rho, args, left, min(int(terms.max()), MAX_TERMS), nodes)
+        out = np.empty((self.combination.shape[0], a.size))
+        series = inner == 0
+        if series.any():
+            out[:, series] = self._series(a[series], b[series], rho[series], [e[series] for e in args],
+                                          left[:, series], min(int(terms[series].max()), MAX_TERMS), nodes)
+        for level in np.unique(inner[~series]):
+            chosen = inner == level
+            out[:, chosen] = self._conditioned(a[chosen], b[chosen], rho[chosen], [e[chosen] for e in args],
+                                               nodes, int(level))
+        return out
+
+    def _conditioned(self, a, b, rho, args, nodes, inner):
+        """:func:`~symlora._near_unit_correlation.conditioned_sums` on the rule of ``nodes`` per panel."""
+        z, w, _ = _mehler_rule(nodes)
+        right_values = None
+        if self.right_variance is not None and self.q:
+            key = ("right values", nodes)
+            if key not in self._fixed:
+                self._fixed[key] = self._values(self.right, self.q, np.float64(self.right_variance), (), (), z)
+            right_values = self._fixed[key]
+        return conditioned_sums(self, a, b, rho, args, (z, w), inner, right_values)
+
+    def _series(self, a, b, rho, args, left, terms, nodes):
+        """Mehler's series to ``terms`` terms, ``(n, s)``; ``left`` the left values on the rule (or None)."""
         q = self.q
         z, w, _ = _mehler_rule(nodes)
         right = self._right_coefficients(nodes, b, args, a.shape, terms)  # (q + 1, [s,] K + 1)
         # the left constant times E[g_j] (the k = 0 coefficients)
         out = np.tensordot(self.combination[:, self.p, :], right[..., 0], axes=(1, 0))
         out = out[:, None] if out.ndim == 1 else out
-        if not self.p or not a.size:
+        if left is None:
             return np.broadcast_to(out, (out.shape[0], a.size))
         if right.ndim == 2:
             right = right[:, None, :]
-        left = self._values(self.left, self.p, a, args, a.shape, z)  # (p, s, N)
         # G_ρ on the nodes: w_z Σ_k h_k(z) ρ^k g_jk for each right function, then w_z for the constant
         powers = rho[:, None] ** _POWERS[: terms + 1]
         constant = np.broadcast_to(w, (1,) + a.shape + z.shape)
@@ -277,13 +368,18 @@ class MehlerSums:
         """:meth:`__call__` at one state with the right coefficients fixed: the same sums, fewest numpy calls."""
         rho = c / math.sqrt(a * b) if a * b > 0 else 0.0
         rho = min(1.0, max(-1.0, rho))
-        terms = _terms_of(abs(rho), tol) if self.pairs else 0
         z, w, _ = _mehler_rule(nodes)
+        if not self.p:
+            return self._constant_out(nodes, self._right_coefficients(nodes, b, (), (), 0)).copy()
+        left = _stack(self.left(math.sqrt(max(a, 0.0)) * z), (z.size,))
+        terms = self._single_terms(rho, float(((left * left) @ w).max()), nodes, tol) if self.pairs else 0
+        if terms > MAX_TERMS:
+            inner = int(inner_nodes(a, b, rho, tol))
+            if inner:
+                return self._conditioned(np.array([a]), np.array([b]), np.array([rho]), [], nodes, inner)[:, 0]
+            terms = MAX_TERMS
         right = self._right_coefficients(nodes, b, (), (), terms)
         out = self._constant_out(nodes, right)
-        if not self.p:
-            return out.copy()
-        left = _stack(self.left(math.sqrt(max(a, 0.0)) * z), (z.size,))
         means = left @ w
         if not self.q:
             return self._ones @ means + out
@@ -316,43 +412,71 @@ class MehlerSums:
         return self._fixed[key]
 
     def with_error(self, a, b, c, args=(), tol=SEPARABLE_TOLERANCE):
-        """Values and error bounds (truncation + rule difference + rounding), each ``(n,) + broadcast shape``."""
-        a, b, rho, args, shape, terms = self._prepare(a, b, c, args, tol)
+        """Values and error bounds (truncation + rule difference + rounding), each ``(n,) + broadcast shape``.
+
+        Each state is summed to its own number of terms (:meth:`_state_terms`,
+        what a single call uses; a batch may give a state more, which only
+        lowers the truncation error the bound covers).
+        """
+        a, b, rho, args, shape = self._prepare(a, b, c, args, tol)
         C = self.combination
-        values = []
-        for nodes in (COARSE_NODES, MEHLER_NODES):
+        values = {}
+        for nodes in (MEHLER_NODES, COARSE_NODES):  # the finer rule first: it sets the terms
             z, w, _ = _mehler_rule(nodes)
+            square = np.ones((self.p + 1,) + shape)
+            if self.p:
+                f = self._values(self.left, self.p, a, args, shape, z)
+                square[: self.p] = (f * f) @ w
+            if nodes == MEHLER_NODES:
+                routed = self._state_terms(rho, square[: self.p].max(axis=0), nodes, tol) if self.p else (
+                    np.zeros(shape, dtype=int))
+                state_terms = np.minimum(routed, MAX_TERMS)
+                terms = int(state_terms.max()) if state_terms.size else 0
+                kept = _POWERS[: terms + 1] <= state_terms[..., None]  # the terms each state sums
+                powers = np.where(kept, rho[..., None] ** _POWERS[: terms + 1], 0.0)
             table, _ = _mehler_table(nodes, terms)
             right = self._right_coefficients(nodes, b, args, shape, terms)
             if right.ndim == 2:  # coefficients fixed once per rule: the same for every state
                 right = right.reshape((self.q + 1,) + (1,) * len(shape) + (terms + 1,))
             right = np.broadcast_to(right, (self.q + 1,) + shape + (terms + 1,))
             left = np.zeros((self.p + 1,) + shape + (terms + 1,))
-            left_square = np.ones((self.p + 1,) + shape)
             if self.p:
-                f = self._values(self.left, self.p, a, args, shape, z)
                 left[: self.p] = f @ table
-                left_square[: self.p] = (f * f) @ w
             left[self.p, ..., 0] = 1.0
-            powers = rho[..., None] ** _POWERS[: terms + 1]
             sums = np.einsum("i...k,j...k->ij...", left * powers, right)  # (p + 1, q + 1) + shape
-            values.append(np.tensordot(C, sums, axes=([1, 2], [0, 1])))
-        # the finer rule's Parseval deficits and second moments
+            values[nodes] = np.tensordot(C, sums, axes=([1, 2], [0, 1]))
+            if nodes == MEHLER_NODES:
+                fine_left, fine_right, left_square = left, right, square
+        # the finer rule's Parseval deficits (over the terms each state sums) and second moments
+        z, w, _ = _mehler_rule(MEHLER_NODES)
         right_square = np.ones((self.q + 1,) + shape)
         if self.q:
             g = (self._values(self.right, self.q, np.float64(self.right_variance), (), shape, z)
                  if self.right_variance is not None else self._values(self.right, self.q, b, args, shape, z))
             right_square[: self.q] = (g * g) @ w
-        deficit_left = np.maximum(left_square - np.sum(left * left, axis=-1), 0.0) + 1e-15 * left_square
-        deficit_right = np.maximum(right_square - np.sum(right * right, axis=-1), 0.0) + 1e-15 * right_square
+        deficit_left = np.maximum(left_square - np.sum(fine_left**2 * kept, axis=-1), 0.0) + 1e-15 * left_square
+        deficit_right = np.maximum(right_square - np.sum(fine_right**2 * kept, axis=-1), 0.0) + 1e-15 * right_square
         deficit_left[self.p], deficit_right[self.q] = 0.0, 0.0  # the constant 1 has no tail
         weights = np.abs(C)
-        tail = np.abs(rho) ** (terms + 1) * np.tensordot(
+        tail = np.abs(rho) ** (state_terms + 1.0) * np.tensordot(
             weights, np.sqrt(deficit_left[:, None] * deficit_right[None, :]), axes=([1, 2], [0, 1]))
         rounding = 16 * _EPS * np.tensordot(
             weights, np.sqrt(left_square[:, None] * right_square[None, :]), axes=([1, 2], [0, 1]))
-        error = np.abs(values[1] - values[0]) + tail + rounding
-        return np.asarray(values[1], dtype=float), np.asarray(error, dtype=float)
+        error = np.abs(values[MEHLER_NODES] - values[COARSE_NODES]) + tail + rounding
+        values = values[MEHLER_NODES]
+        inner = np.where(routed > MAX_TERMS, inner_nodes(a, b, rho, tol), 0)
+        if inner.any():
+            # the states conditioned on Y: the same value as __call__, bounded by the difference to
+            # the coarser rule in both directions (plus rounding)
+            values, error = np.array(values), np.array(error)
+            for level in np.unique(inner[inner > 0]):
+                chosen = inner == level
+                states = (a[chosen], b[chosen], rho[chosen], [e[chosen] for e in args])
+                fine = self._conditioned(*states, MEHLER_NODES, int(level))
+                coarse = self._conditioned(*states, COARSE_NODES, coarse_nodes(level))
+                values[:, chosen] = fine
+                error[:, chosen] = np.abs(fine - coarse) + rounding[:, chosen]
+        return np.asarray(values, dtype=float), np.asarray(error, dtype=float)
 
 
 def _from_callables(left, right):

@@ -24,11 +24,12 @@ import numpy as np
 import sympy as sp
 
 from . import _symbols as S
-from ._delta_conditioning import condition_deltas, jacobian_expressions
+from ._delta_conditioning import condition_deltas
 from ._expectation import as_expr
 from ._export import export_model, scalar_function_source
 from ._node import GaussianExpectation
 from ._node_groups import MODULES, compile_nodes
+from ._ode_jacobian import jacobian_expressions
 from ._ode_system import ODESystem, inline_definitions
 from ._safe_rewriting import evaluation_form
 from ._safe_rewriting import numerically_safe as _numerically_safe  # noqa: F401 (tests import it here)
@@ -231,7 +232,8 @@ class CompiledODE:
     ``system.parameters``; returns ``d states/dt`` with the broadcast shape.
     ``jacobian(states, *parameters)`` returns shape ``(n, n, ...)``.
     ``rhs_error(states, *parameters)`` estimates the quadrature error of
-    ``rhs`` and ``rhs_error_bound`` bounds it (zeros for exact systems).
+    ``rhs`` and ``rhs_error_bound`` bounds it (zeros for exact systems);
+    ``jacobian_error_bound`` bounds that of ``jacobian``.
     """
 
     system: ODESystem
@@ -256,6 +258,26 @@ class CompiledODE:
         n = len(self.system.states)
         flat = self._jac(*states, *parameters)
         return flat.reshape((n, n) + flat.shape[1:])
+
+    def jacobian_error_bound(self, states, *parameters):
+        """A bound of the quadrature error of :meth:`jacobian`, same shape (zeros for exact systems).
+
+        Like :meth:`rhs_error_bound`: each node of the Jacobian (the nodes of
+        the right-hand side differentiated, :mod:`symlora._ode_jacobian`)
+        carries its own bound, propagated to first order.
+        """
+        states = np.asarray(states, dtype=float)
+        n = len(self.system.states)
+        value = self.jacobian(states, *parameters)
+        if self.system.exact:
+            return np.zeros_like(value)
+        key = "compiled_jacobian_with_error"
+        if key not in self.system._cache:
+            args = tuple(self.system.states) + tuple(self.system.parameters)
+            self.system._cache[key] = compile_expressions(args, tuple(jacobian_expressions(self.system)),
+                                                          name="jacobian_with_error", with_error=True)
+        bound = self.system._cache[key](*states, *parameters)[1]
+        return bound.reshape((n, n) + bound.shape[1:])
 
     def _rhs_variant(self, rule):
         """The right-hand side compiled with the quadrature ``rule`` ("refined" or "with_error"), cached."""
@@ -306,21 +328,11 @@ def compile_ode(system: ODESystem) -> CompiledODE:
         def jac(*arrays):
             # compiled on first use: explicit integrators never ask, and for large systems (two-layer
             # students) differentiating and compiling the Jacobian costs many times the right-hand side
-            try:
-                if "compiled_jacobian" not in system._cache:
-                    system._cache["compiled_jacobian"] = compile_expressions(
-                        args, tuple(jacobian_expressions(system)), name="jacobian",
-                        doc=f"Jacobian of {system.name} (row-major)")
-                return system._cache["compiled_jacobian"](*arrays)
-            except ValueError as error:
-                if "too large" not in str(error):
-                    raise
-                # softsign-type pairs: |x| written with Heaviside factors makes the differentiated
-                # integrands exceed the engine's size limit; say what still works
-                raise ValueError(
-                    f"the Jacobian of {system.name} cannot be built: a differentiated integrand is beyond the "
-                    f"expectation engine's size limit ({error}); the right-hand side, a, b and tau are available, "
-                    "and explicit integrators (the default DOP853) do not need the Jacobian") from None
+            if "compiled_jacobian" not in system._cache:
+                system._cache["compiled_jacobian"] = compile_expressions(
+                    args, tuple(jacobian_expressions(system)), name="jacobian",
+                    doc=f"Jacobian of {system.name} (row-major)")
+            return system._cache["compiled_jacobian"](*arrays)
 
         system._cache[key] = CompiledODE(system, rhs, jac)
     return system._cache[key]

@@ -5,9 +5,9 @@ Differentiating a :class:`~symlora.GaussianExpectation` under the integral
 Heaviside, a Heaviside into a Dirac delta and a delta into its derivative.
 Quadrature samples neither of the last two, so this module integrates them
 out symbolically: :func:`condition_deltas` (lower derivatives of deltas by
-Gaussian integration by parts, then condition on the delta's linear form)
-and :func:`jacobian_expressions` (the Jacobian of an
-:class:`~symlora._ode_system.ODESystem` with its deltas conditioned away).
+Gaussian integration by parts, then condition on the delta's linear form).
+The Jacobian of an ODE system differentiates kinked integrands on their own
+(:mod:`symlora._ode_jacobian`).
 It is the symbolic stage of the code generator (:mod:`symlora._codegen`).
 """
 
@@ -17,9 +17,8 @@ import sympy as sp
 
 from ._expectation import NotIntegrableError, as_expr, gaussian_expectation
 from ._node import GaussianExpectation
-from ._ode_system import ODESystem
 
-__all__ = ["condition_deltas", "kink_normal_form", "jacobian_expressions"]
+__all__ = ["condition_deltas", "kink_normal_form"]
 
 
 def condition_deltas(expr):
@@ -147,22 +146,3 @@ def kink_normal_form(expr):
         return GaussianExpectation(sp.Lambda(node.variables, body), node.covariance)
 
     return expr.replace(is_kinked_node, normal)
-
-
-def jacobian_expressions(system: ODESystem) -> sp.Matrix:
-    """The Jacobian of ``system`` with every Dirac delta conditioned away (cached).
-
-    Quadrature nodes are differentiated under the integral after their
-    kinks are put in normal form (:func:`kink_normal_form`); the deltas
-    this creates are integrated out exactly (:func:`condition_deltas`).
-    Closed-form systems get the plain symbolic Jacobian.
-    """
-    key = "jacobian_conditioned"
-    if key not in system._cache:
-        if system.exact:
-            jac = system.jacobian()
-        else:
-            rhs = sp.Matrix([kink_normal_form(r) for r in system.inlined_rhs])
-            jac = rhs.jacobian(sp.Matrix(system.states)).applyfunc(condition_deltas)
-        system._cache[key] = jac
-    return system._cache[key]

@@ -19,9 +19,9 @@ from sympy.printing.numpy import SciPyPrinter
 
 from . import _conditional, _near_unit_correlation, _quadrature, _separable
 from . import _symbols as S
-from ._delta_conditioning import jacobian_expressions
 from ._expectation import as_expr
 from ._node import GaussianExpectation
+from ._ode_jacobian import jacobian_expressions
 from ._safe_rewriting import evaluation_form, logaddexp_as_elementary, numerically_safe
 
 __all__ = ["export_model", "scalar_function_source"]

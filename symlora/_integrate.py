@@ -200,7 +200,9 @@ def integrate(system, initial, parameters, t_max, t_eval=None, *, rtol=1e-9, ato
     rtol, atol : float
         Tolerances of the scipy solver.
     method : str
-        Any ``scipy.integrate.solve_ivp`` method.
+        Any ``scipy.integrate.solve_ivp`` method.  The implicit ones
+        (``Radau``, ``BDF``, ``LSODA``) get the generated Jacobian, block-diagonal
+        over the batch.
 
     Returns
     -------
@@ -216,7 +218,9 @@ def integrate(system, initial, parameters, t_max, t_eval=None, *, rtol=1e-9, ato
     def fun(t, y):
         return compiled.rhs(y.reshape(n, batch), *params).ravel()
 
-    sol = solve_ivp(fun, (0.0, float(t_max)), y0.ravel(), t_eval=t_eval, method=method, rtol=rtol, atol=atol)
+    options = {"jac": _batch_jacobian(compiled, n, batch, params)} if method in _IMPLICIT else {}
+    sol = solve_ivp(fun, (0.0, float(t_max)), y0.ravel(), t_eval=t_eval, method=method, rtol=rtol, atol=atol,
+                    **options)
     nt = sol.y.shape[1]
     ys = sol.y.reshape(n, batch, nt)
     states = {s.name: ys[i].reshape(shape + (nt,)) for i, s in enumerate(system.states)}
@@ -226,6 +230,26 @@ def integrate(system, initial, parameters, t_max, t_eval=None, *, rtol=1e-9, ato
         rhs_error = {s.name: rhs_error[i].reshape(shape + (nt,)) for i, s in enumerate(system.states)}
     return IntegrationResult(sol.t, states, int(sol.status if sol.status >= 0 else -1), sol.message, bool(sol.success),
                              rhs_error, worst)
+
+
+#: solve_ivp methods that solve linear systems with the Jacobian
+_IMPLICIT = ("Radau", "BDF", "LSODA")
+
+
+def _batch_jacobian(compiled, n, batch, params):
+    """``jac(t, y)`` of the flattened batch: block-diagonal, one ``n × n`` block per member (sparse)."""
+    from scipy.sparse import csr_matrix
+
+    # y is (n, batch) flattened row-major: entry (i, b) sits at i * batch + b
+    member = np.arange(batch)
+    rows = (np.arange(n)[:, None, None] * batch + member).repeat(n, axis=1)
+    cols = (np.arange(n)[None, :, None] * batch + member).repeat(n, axis=0)
+
+    def jac(t, y):
+        blocks = np.broadcast_to(compiled.jacobian(y.reshape(n, batch), *params), (n, n, batch))
+        return csr_matrix((blocks.ravel(), (rows.ravel(), cols.ravel())), shape=(n * batch, n * batch))
+
+    return jac
 
 
 def _rhs_error_along(compiled, ys, params, rtol, atol):

@@ -1,0 +1,117 @@
+"""The full ODE Jacobian against differences of the right-hand side and an independent 30-digit reference.
+
+For aligned pairs (softsign pairs, whose Jacobian needs the distributional
+derivatives of ``|λ|``, and pairs whose Jacobian was already built before, as
+a regression) at states ``|m| < 1``, ``0 < |u| <= 3``, with label noise and
+``B > 1``, this compares symlora's generated Jacobian with
+
+* central differences of symlora's own generated right-hand side at steps
+  ``h`` and ``h/2``, Richardson-extrapolated (truncation error ``O(h^4)``);
+* ``mpmath.diff`` (30 digits) of :func:`lora_reference.aligned_rhs`, the
+  nested-``mpmath.quad`` right-hand side written without symlora;
+
+and reports the Jacobian's own quadrature error bound
+(``CompiledODE.jacobian_error_bound``) beside the true error.
+
+Usage::
+
+    nice -n 10 python benchmarks/verify_jacobian.py               # every case (each reference state ~4 RHS calls)
+    python benchmarks/verify_jacobian.py --cases 1 --no-reference  # generated code only, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import mpmath
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import lora_reference as ref  # noqa: E402
+
+#: (student, teacher, lr, batch, noise, m, u, mu)
+CASES = [
+    ("softsign", "relu", 1, 1, 0, 0.3, -0.7, 0.6),
+    ("softsign", "relu", 2, 3, 0.5, -0.85, 2.9, 0.2),
+    ("softsign", "softsign", 1, 1, 0.1, 0.5, 1.3, 0.7),
+    ("softsign", "softsign", 1.5, 2, 0, -0.2, -3.0, 0.4),
+    ("softsign", "leaky_relu(x, 0.25)", 1, 1, 0, 0.1, 0.4, 0.9),
+    ("softsign", "leaky_relu(x, 0.1)", 0.5, 4, 1, 0.95, -1.1, 0.3),
+    ("tanh", "relu", 2, 1, 1.5, 0.4, 0.8, 0.5),
+    ("relu", "relu", 1, 2, 0.3, -0.6, 1.7, 0.4),
+    ("erf", "erf", 1, 1, 0.2, 0.7, -0.5, 0.8),
+    ("gelu", "silu", 1, 1, 0, 0.2, 2.2, 0.35),
+]
+
+
+def generated(student, teacher, lr, batch, noise, m, u, mu, h=1e-3):
+    """symlora's Jacobian, its error bound and Richardson differences of its right-hand side."""
+    from symlora import LoRAModel
+    from symlora._codegen import compile_ode
+
+    compiled = compile_ode(LoRAModel(student, teacher, lr=lr, batch=batch, noise=noise).ode_system())
+    state = np.array([m, u], dtype=float)
+    jac = compiled.jacobian(state, mu)
+    bound = compiled.jacobian_error_bound(state, mu)
+
+    def central(j, step):
+        shift = np.zeros(2)
+        shift[j] = step
+        return (compiled.rhs(state + shift, mu) - compiled.rhs(state - shift, mu)) / (2 * step)
+
+    differences = np.stack([(4 * central(j, h / 2) - central(j, h)) / 3 for j in range(2)], axis=1)
+    return jac, bound, differences
+
+
+def reference(student, teacher, lr, batch, noise, m, u, mu, dps=ref.DPS):
+    """``∂(dm/dt, du/dt)/∂(m, u)`` by ``mpmath.diff`` of the independent right-hand side, at ``dps`` digits."""
+    memo = {}
+
+    def rhs(mm, uu):
+        key = (mm, uu)
+        if key not in memo:
+            memo[key] = ref.aligned_rhs(student, teacher, mm, uu, mu, lr=lr, batch=batch, noise=noise, dps=dps)[0]
+        return memo[key]
+
+    out = np.empty((2, 2))
+    with mpmath.workdps(dps):
+        m0, u0 = mpmath.mpf(str(m)), mpmath.mpf(str(u))
+        for i in range(2):
+            out[i, 0] = float(mpmath.diff(lambda x: rhs(x, u0)[i], m0))
+            out[i, 1] = float(mpmath.diff(lambda x: rhs(m0, x)[i], u0))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=len(CASES), help="how many cases to run (from the top)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the 30-digit reference")
+    args = parser.parse_args(argv)
+    worst = {"differences": 0.0, "reference": 0.0}
+    for case in CASES[: args.cases]:
+        start = time.process_time()
+        jac, bound, differences = generated(*case)
+        seconds = time.process_time() - start
+        line = (f"{case[0]:>9} / {case[1]:<20} lr={case[2]} B={case[3]} Δ={case[4]} m={case[5]} u={case[6]} "
+                f"mu={case[7]}: J=[{jac[0, 0]:.12g}, {jac[0, 1]:.12g}; {jac[1, 0]:.12g}, {jac[1, 1]:.12g}] "
+                f"({seconds:.1f} s CPU incl. derivation)  |J - differences| = {np.abs(jac - differences).max():.1e}")
+        worst["differences"] = max(worst["differences"], np.abs(jac - differences).max())
+        if not args.no_reference:
+            start = time.process_time()
+            exact = reference(*case)
+            error = np.abs(jac - exact)
+            line += (f"  |J - mpmath| = {error.max():.1e} (bound {bound.max():.1e}, "
+                     f"bound below error: {int(np.sum(error > bound + 1e-15))}; {time.process_time() - start:.0f} s CPU)")
+            worst["reference"] = max(worst["reference"], error.max())
+        print(line, flush=True)
+    print(f"largest |J - Richardson differences| = {worst['differences']:.2e}")
+    if not args.no_reference:
+        print(f"largest |J - mpmath.diff reference| = {worst['reference']:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ and reports the Jacobian's own quadrature error bound
 Usage::
 
     nice -n 10 python benchmarks/verify_jacobian.py               # every case (each reference state ~4 RHS calls)
-    python benchmarks/verify_jacobian.py --cases 1 --no-reference  # generated code only, seconds
+    python benchmarks/verify_jacobian.py --cases 0 6 --no-reference  # generated code only, seconds
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ CASES = [
     ("softsign", "relu", 1, 1, 0, 0.3, -0.7, 0.6),
     ("softsign", "relu", 2, 3, 0.5, -0.85, 2.9, 0.2),
     ("softsign", "softsign", 1, 1, 0.1, 0.5, 1.3, 0.7),
-    ("softsign", "softsign", 1.5, 2, 0, -0.2, -3.0, 0.4),
-    ("softsign", "leaky_relu(x, 0.25)", 1, 1, 0, 0.1, 0.4, 0.9),
     ("softsign", "leaky_relu(x, 0.1)", 0.5, 4, 1, 0.95, -1.1, 0.3),
     ("tanh", "relu", 2, 1, 1.5, 0.4, 0.8, 0.5),
     ("relu", "relu", 1, 2, 0.3, -0.6, 1.7, 0.4),
@@ -67,8 +65,14 @@ def generated(student, teacher, lr, batch, noise, m, u, mu, h=1e-3):
     return jac, bound, differences
 
 
+#: Step of ``mpmath.diff``.  Its default step (``2^-(prec+10)``) needs the function to twice the working
+#: precision, which the reference's quadrature at ``dps`` digits does not give; with a step of 1e-8 the
+#: central difference is off by ``h² |f'''|/6 ~ 1e-17`` and the quadrature's ``1e-30`` becomes ``1e-22``.
+STEP = mpmath.mpf("1e-8")
+
+
 def reference(student, teacher, lr, batch, noise, m, u, mu, dps=ref.DPS):
-    """``∂(dm/dt, du/dt)/∂(m, u)`` by ``mpmath.diff`` of the independent right-hand side, at ``dps`` digits."""
+    """``∂(dm/dt, du/dt)/∂(m, u)`` by ``mpmath.diff`` (step :data:`STEP`) of the independent right-hand side."""
     memo = {}
 
     def rhs(mm, uu):
@@ -81,18 +85,18 @@ def reference(student, teacher, lr, batch, noise, m, u, mu, dps=ref.DPS):
     with mpmath.workdps(dps):
         m0, u0 = mpmath.mpf(str(m)), mpmath.mpf(str(u))
         for i in range(2):
-            out[i, 0] = float(mpmath.diff(lambda x: rhs(x, u0)[i], m0))
-            out[i, 1] = float(mpmath.diff(lambda x: rhs(m0, x)[i], u0))
+            out[i, 0] = float(mpmath.diff(lambda x: rhs(x, u0)[i], m0, h=STEP))
+            out[i, 1] = float(mpmath.diff(lambda x: rhs(m0, x)[i], u0, h=STEP))
     return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=len(CASES), help="how many cases to run (from the top)")
+    parser.add_argument("--cases", type=int, nargs="*", default=None, help="indices into CASES (default: all)")
     parser.add_argument("--no-reference", action="store_true", help="skip the 30-digit reference")
     args = parser.parse_args(argv)
     worst = {"differences": 0.0, "reference": 0.0}
-    for case in CASES[: args.cases]:
+    for case in (CASES if args.cases is None else [CASES[i] for i in args.cases]):
         start = time.process_time()
         jac, bound, differences = generated(*case)
         seconds = time.process_time() - start

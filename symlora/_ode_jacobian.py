@@ -54,10 +54,9 @@ def node_gradient(node: GaussianExpectation, symbols) -> tuple:
     --------
     >>> lam = sp.Symbol("lambda", real=True)
     >>> q = sp.Symbol("q", positive=True)
-    >>> node = GaussianExpectation(sp.Lambda(lam, lam / (1 + sp.Abs(lam))), sp.ImmutableMatrix([[q]]))
-    >>> d, = node_gradient(node, [q])
-    >>> float(d.subs(q, 1))  # ½ E[softsign''(λ)] = 0 by symmetry
-    0.0
+    >>> node = GaussianExpectation(sp.Lambda(lam, sp.Abs(lam)), sp.ImmutableMatrix([[q]]))
+    >>> node_gradient(node, [q])  # ½ E[2 δ(λ)] = d/dq sqrt(2q/π)
+    (sqrt(2)/(2*sqrt(pi)*sqrt(q)),)
     """
     if not isinstance(node, GaussianExpectation):
         raise TypeError(f"node must be a GaussianExpectation, got {type(node).__name__}")

@@ -11,6 +11,15 @@ Writes one CSV row per setting (default: notebooks/data/finite_d.csv) and
 prints the table.  Run (about 10 CPU minutes with the numba simulator):
 
     nice -n 10 python benchmarks/bench_predict.py [--quick] [--out PATH]
+
+With ``--timing`` it only times ``predict_escape`` itself (no simulation):
+CPU seconds per pair on a fresh model, as a ratio to the ``x``/``x`` pair
+measured in the same run, and the cost of the diffusion matrix at one state
+on its two routes (the fields beyond ``λ, ν`` removed by integration by
+parts, as ``LoRAModel.diffusion`` does, against the direct three-dimensional
+quadrature it replaced):
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_predict.py --timing
 """
 
 import argparse
@@ -56,12 +65,71 @@ def compare(model, mu, d, runs, seed, prediction, t_max=None):
     }
 
 
+#: Pairs timed by ``--timing``; the first is the baseline of the ratios.
+TIMED = [("x", None), ("tanh", None), ("sigmoid", None), ("tanh", "relu"), ("x", "x**2")]
+
+
+def _cpu(function):
+    start = time.process_time()
+    value = function()
+    return value, time.process_time() - start
+
+
+def time_predictions(pairs=TIMED, mu=0.3, dims=(250, 2500, 25000), out=print):
+    """CPU seconds of ``predict_escape`` per pair (fresh model), and the ratio to the first pair."""
+    rows = []
+    for student, teacher in pairs:
+        model = LoRAModel(student, teacher, lr=0.5)
+        _, derive = _cpu(lambda: (model.ode_system(), model.diffusion_function()))
+        prediction, predict = _cpu(lambda: model.predict_escape(mu, list(dims)))
+        rows.append((f"{student}/{teacher or student}", derive, predict, prediction.mean[0]))
+    base = rows[0][2]
+    out(f"{'pair':>12} {'derive+compile s':>16} {'predict s':>9} {'ratio':>7}  mean at d = {dims[0]}")
+    for name, derive, predict, mean in rows:
+        out(f"{name:>12} {derive:>16.2f} {predict:>9.2f} {predict / base:>7.2f}  {mean:.10g}")
+    return rows
+
+
+def time_diffusion_routes(student="tanh", mu=0.3, state=(0.2, -0.1), out=print):
+    """CPU seconds of ``E[g² ζ²]`` (the u-noise) at one state, on the two routes, and their ratio."""
+    import sympy as sp
+
+    from symlora import _symbols as S
+    from symlora._codegen import compile_expressions
+    from symlora._diffusion import _XI, _fields, _integrated_by_parts, _label_average
+    from symlora._expectation import gaussian_expectation
+
+    model = LoRAModel(student, lr=0.5)
+    fields, cov, values = _fields(model)
+    lam, nu, zeta = fields
+    g = (model.student(lam) - model.teacher(nu) - sp.sqrt(model.noise) * _XI) * model.student.derivative_at(lam)
+    expr = _label_average(g**2 * zeta**2)
+    values = {**values, **model.overlaps()}
+    results = {}
+    for name, entry in (("direct 3-D", gaussian_expectation(expr, fields, cov)),
+                        ("by parts 2-D", _integrated_by_parts(expr, fields, cov))):
+        compiled = compile_expressions((S.m, S.u, S.mu), [entry.xreplace(values).xreplace(values)], name=name)
+        compiled(*state, mu)  # compile the nodes before timing
+        (value,), seconds = _cpu(lambda: compiled(*state, mu))
+        results[name] = (float(value), seconds)
+        out(f"{name:>13}: E[g² ζ²] = {float(value):.15g} in {seconds * 1e3:.2f} ms CPU")
+    ratio = results["direct 3-D"][1] / max(results["by parts 2-D"][1], 1e-9)
+    out(f"speed-up of the diffusion at one state: {ratio:.0f}x; difference "
+        f"{abs(results['direct 3-D'][0] - results['by parts 2-D'][0]):.1e}")
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="d = 250, 1000 and 300 runs")
+    parser.add_argument("--timing", action="store_true", help="only time predict_escape (see the module notes)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "notebooks" / "data" /
                                              "finite_d.csv"))
     args = parser.parse_args()
+    if args.timing:
+        time_diffusion_routes()
+        time_predictions()
+        return
     dims = [250, 1000] if args.quick else [250, 1000, 4000]
     runs = 300 if args.quick else 1000
     rows = []

@@ -50,14 +50,16 @@ FIELDS = ["case", "student", "teacher", "mu", "lr", "batch", "noise", "d", "runs
           "status", "law", "sim_seconds"]
 
 
-def simulated_times(case, d, runs, seed, store):
+def simulated_times(case, d, runs, seed, store, chunk=250):
     """Escape steps of ``runs`` reduced-chain runs (``-1``: not escaped), read from or added to ``store``.
 
     The simulation does not depend on the prediction, so it is stored (as
     integer steps, exact) and a changed prediction is re-checked without
-    re-simulating.  Seeds: ``seed + d``.
+    re-simulating.  Seeds: ``seed + d``.  Runs go in chunks of ``chunk``
+    (smaller chunks pass ``simulate_sgd``'s CPU budget at large ``d``); a
+    chunk size other than 250 is part of the key, since it changes the seeds.
     """
-    key = f"{case}|{d}|{runs}|{seed}"
+    key = f"{case}|{d}|{runs}|{seed}" + ("" if chunk == 250 else f"|chunk{chunk}")
     data = dict(np.load(store)) if store.exists() else {}
     if key in data:
         return data[key][:-1], float(data[key][-1])
@@ -65,10 +67,10 @@ def simulated_times(case, d, runs, seed, store):
     model = LoRAModel(student, teacher, lr=lr, batch=batch, noise=noise)
     start = time.time()
     pieces = []
-    # in chunks of at most 250 runs (simulate_sgd's CPU budget counts every run to the horizon), seeds
-    # seed, seed + 10^6, ...; default horizon 3 (τ/η) log d + 10 τ/η: about six mean escape times
-    for chunk, first in enumerate(range(0, runs, 250)):
-        run = simulate_sgd(model, mu, d, seeds=min(250, runs - first), seed=seed + 10**6 * chunk,
+    # in chunks (simulate_sgd's CPU budget counts every run to the horizon), seeds seed, seed + 10^6, ...;
+    # default horizon 3 (τ/η) log d + 10 τ/η: about six mean escape times
+    for index, first in enumerate(range(0, runs, chunk)):
+        run = simulate_sgd(model, mu, d, seeds=min(chunk, runs - first), seed=seed + 10**6 * index,
                            method="reduced", record_every=10**9)
         steps = np.where(np.asarray(run.escaped), np.round(np.asarray(run.escape_time) * d), -1)
         pieces.append(np.where(np.asarray(run.status) == "diverged", -2, steps).astype(np.int64))
@@ -81,13 +83,13 @@ def simulated_times(case, d, runs, seed, store):
     return steps, seconds
 
 
-def validate(case, d_values, runs, seed, store):
+def validate(case, d_values, runs, seed, store, chunk=250):
     student, teacher, mu, lr, batch, noise = CASES[case]
     model = LoRAModel(student, teacher, lr=lr, batch=batch, noise=noise)
     prediction = model.predict_escape(mu, d_values)
     rows = []
     for k, d in enumerate(d_values):
-        steps, seconds = simulated_times(case, d, runs, seed + d, store)
+        steps, seconds = simulated_times(case, d, runs, seed + d, store, chunk)
         times = steps[steps >= 0] / d
         censored, diverged = int(np.sum(steps == -1)), int(np.sum(steps == -2))
         mean, sd = float(times.mean()), float(times.std(ddof=1))
@@ -112,6 +114,8 @@ def main(argv=None):
     parser.add_argument("--d", nargs="+", type=int, default=[250, 2500, 25_000, 100_000])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--chunk", type=int, default=250,
+                        help="runs per simulate_sgd call (fewer at large d, where the CPU budget check refuses 250)")
     parser.add_argument("--simulate-only", action="store_true",
                         help="only run and store the simulations (no prediction, no table)")
     parser.add_argument("--times", type=Path, default=DATA / "validate_predict_times.npz",
@@ -122,7 +126,7 @@ def main(argv=None):
     if args.simulate_only:
         for case in args.cases:
             for d in args.d:
-                steps, seconds = simulated_times(case, d, args.runs, args.seed + d, args.times)
+                steps, seconds = simulated_times(case, d, args.runs, args.seed + d, args.times, args.chunk)
                 print(f"{case:>16} {d:>7} simulated: {np.sum(steps >= 0)} escaped, {np.sum(steps == -1)} censored, "
                       f"{np.sum(steps == -2)} diverged in {seconds:.0f} s", flush=True)
         return
@@ -130,7 +134,7 @@ def main(argv=None):
           f"{'cens':>4} {'ok':>3} {'sim s':>7}", flush=True)
     rows = []
     for case in args.cases:
-        for row in validate(case, args.d, args.runs, args.seed, args.times):
+        for row in validate(case, args.d, args.runs, args.seed, args.times, args.chunk):
             rows.append(row)
             print(f"{row['case']:>16} {row['d']:>7} {row['pred_mean']:>9.3f} {row['sim_mean']:>9.3f} "
                   f"{row['sim_se']:>6.3f} {row['z']:>6.2f} {row['std_ratio']:>8.3f} {row['ks_p']:>7.3f} "

@@ -31,6 +31,15 @@ i.e. ``d`` steps (one unit of time) add a covariance ``D/d``.  Every entry is
 a Gaussian expectation over ``(λ, ν, ζ, ...)`` computed by
 :func:`symlora.gaussian_expectation` (the label noise ``ξ`` is integrated out
 by its moments), so ``D`` is exact wherever the drift is.
+
+Where such an expectation has no closed form (``tanh``, sigmoid, ...), the
+fields other than ``λ`` and ``ν`` (which enter polynomially) are first
+removed exactly by Gaussian integration by parts, as the drift does
+(:mod:`symlora._ode_derivation`):
+``E[ζ^k F] = (k-1) Var(ζ) E[ζ^{k-2} F] + Σ_j Cov(ζ, X_j) E[ζ^{k-1} ∂_j F]``.
+What is left are two-dimensional expectations over ``(λ, ν)`` with the
+drift's covariance, evaluated by the same fast routes as the drift (Mehler's
+series for smooth pairs) instead of a three-dimensional quadrature rule.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import sympy as sp
 
 from . import _symbols as S
 from ._expectation import gaussian_expectation, is_exact
+from ._node import GaussianExpectation
 from ._statistics import PERP, STAR, geometry, increments
 
 __all__ = ["derive_diffusion", "diffusion_at_fixed_point", "diffusion_pieces", "increment_mean", "compile_diffusion"]
@@ -111,7 +121,16 @@ def diffusion_pieces(model) -> dict:
         used = sorted({f for L, _ in _forms(model).values() for f in L}, key=fields.index)
 
         def E(expr):
-            return gaussian_expectation(_label_average(expr), fields, cov)
+            expr = _label_average(expr)
+            direct = gaussian_expectation(expr, fields, cov)
+            if all(set(node.variables) <= {S.lam, S.nu} for node in direct.atoms(GaussianExpectation)):
+                return direct
+            try:
+                return _integrated_by_parts(expr, fields, cov)
+            except (NotImplementedError, ValueError):
+                # e.g. a kinked student: the second derivative would need δ' (not supported); keep the
+                # direct expectation, integrated numerically in every field
+                return direct
 
         pieces = {"g2": E(g**2), "g_f": {f: E(g * f) for f in used}, "g2_ff": {}, "g3_f": {}, "g4": sp.S.Zero}
         for i, f in enumerate(used):
@@ -123,6 +142,55 @@ def diffusion_pieces(model) -> dict:
         return pieces
 
     return model._cached("diffusion_pieces", build)
+
+
+def _integrated_by_parts(expr, fields, cov):
+    """``E[expr]`` with every field but ``λ``, ``ν`` removed by Gaussian integration by parts.
+
+    ``expr`` must be polynomial in the removed fields.  The result is a sum of
+    covariance monomials times expectations over ``(λ, ν)`` alone, one per
+    distinct function, so that entries share their quadrature nodes.
+
+    Examples
+    --------
+    >>> lam, nu, z = S.lam, S.nu, sp.Symbol("zeta", real=True)
+    >>> C, m = sp.symbols("C m", real=True)
+    >>> _integrated_by_parts(z**2 * lam**2, [lam, nu, z], sp.Matrix([[S.Q, S.R, C], [S.R, 1, m], [C, m, 1]]))
+    2*C**2 + Q
+    """
+    cov = sp.Matrix(cov)
+    index = {field: i for i, field in enumerate(fields)}
+    integrand = sp.expand(expr)
+    for z in fields:
+        if z in (S.lam, S.nu):
+            continue
+        row = [(cov[index[z], index[x]], x) for x in fields if x != z]
+        variance = cov[index[z], index[z]]
+
+        def by_parts(k, F, row=row, variance=variance):
+            # E[z^k F] for F free of z, as an integrand free of z
+            if k == 0:
+                return F
+            shifted = sp.expand(sp.Add(*[c * sp.diff(F, x) for c, x in row if c != 0]))
+            lower = by_parts(k - 2, F) * (k - 1) * variance if k >= 2 else sp.S.Zero
+            return lower + by_parts(k - 1, shifted)
+
+        reduced = sp.S.Zero
+        for power, F in sp.collect(integrand, z, evaluate=False).items():
+            k = sp.degree(power, z) if power != 1 else 0
+            if F.has(z) or (power != 1 and power != z**k):
+                raise ValueError(f"{expr} is not polynomial in {z}")
+            reduced += by_parts(int(k), F)
+        integrand = sp.expand(reduced)
+    # the covariances of the removed fields are constants of the remaining expectation
+    constants = sorted(set().union(*(cov[index[z], j].free_symbols for z in fields if z not in (S.lam, S.nu)
+                                     for j in range(len(fields)))) - {S.Q, S.R}, key=sp.default_sort_key)
+    block = [[cov[index[a], index[b]] for b in (S.lam, S.nu)] for a in (S.lam, S.nu)]
+    if not constants:
+        return gaussian_expectation(integrand, [S.lam, S.nu], block)
+    return sp.Add(*[sp.Mul(*[c**e for c, e in zip(constants, monomial)])
+                    * gaussian_expectation(F, [S.lam, S.nu], block)
+                    for monomial, F in sp.Poly(integrand, *constants).terms()])
 
 
 def _second_moment(pieces, f, f2):

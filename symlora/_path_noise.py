@@ -126,12 +126,12 @@ def escape_path_corrections(model, mu, threshold, eps, rtol=1e-7):
     def jac(X):
         return np.asarray(compiled.jacobian(X, mu), dtype=float)
 
-    def hessians(X):
-        # ∂J_ki/∂X_j by central differences of the generated Jacobian, all four points in one call
-        shifts = np.array([[_H, -_H, 0.0, 0.0], [0.0, 0.0, _H, -_H]])
-        Js = jac(X[:, None] + shifts)  # (2, 2, 4)
-        out = np.stack([(Js[..., 0] - Js[..., 1]), (Js[..., 2] - Js[..., 3])], axis=-1) / (2 * _H)
-        return 0.5 * (out + out.transpose(0, 2, 1))  # out[k, i, j] = ∂²f_k/∂X_i∂X_j
+    def jacobian_and_hessians(X):
+        # J at X and ∂J_ki/∂X_j by central differences of the generated Jacobian: all five points in one call
+        shifts = np.array([[0.0, _H, -_H, 0.0, 0.0], [0.0, 0.0, 0.0, _H, -_H]])
+        Js = jac(X[:, None] + shifts)  # (2, 2, 5)
+        out = np.stack([(Js[..., 1] - Js[..., 2]), (Js[..., 3] - Js[..., 4])], axis=-1) / (2 * _H)
+        return Js[..., 0], 0.5 * (out + out.transpose(0, 2, 1))  # out[k, i, j] = ∂²f_k/∂X_i∂X_j
 
     def D(X):
         return np.asarray(diffusion(X[0], X[1], mu), dtype=float).reshape(2, 2)
@@ -154,18 +154,18 @@ def escape_path_corrections(model, mu, threshold, eps, rtol=1e-7):
         # nothing cancels numerically (k = O(ξ), K = O(1) since f is odd: ∇²f(0) = 0, J - J0 = O(X²))
         X = path(t)
         k, K = y[:2], y[2:6].reshape(2, 2)
-        J = jac(X)
+        J, hessians = jacobian_and_hessians(X)
         dJ = J - J0
         xi = ell @ X
         df = ell @ (f(X) - J0 @ X)
         g = -ell / (kappa * xi) + k
         source = (dJ.T @ outer + outer @ dJ) / (kappa * xi**2) - 2 * outer * df / (kappa * xi**3)
-        dK = -J.T @ K - K @ J - source - np.einsum("k,kij->ij", g, hessians(X))
+        dK = -J.T @ K - K @ J - source - np.einsum("k,kij->ij", g, hessians)
         dk = -J.T @ k + dJ.T @ ell / (kappa * xi) - ell * df / (kappa * xi**2)
-        dD = D(X) - D0
-        extra_along = ell @ dD @ ell / (kappa * xi) ** 2
-        i1 = np.sum(D(X) * K) + extra_along * kappa  # D:H minus the fixed-point part ℓᵀD0ℓ/(κξ²)
-        i2 = extra_along - 2 * (k @ D(X) @ ell) / (kappa * xi) + k @ D(X) @ k
+        DX = D(X)
+        extra_along = ell @ (DX - D0) @ ell / (kappa * xi) ** 2
+        i1 = np.sum(DX * K) + extra_along * kappa  # D:H minus the fixed-point part ℓᵀD0ℓ/(κξ²)
+        i2 = extra_along - 2 * (k @ DX @ ell) / (kappa * xi) + k @ DX @ k
         return np.concatenate([dk, dK.ravel(), [i1, i2]])
 
     C1, C2 = [], []

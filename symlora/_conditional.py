@@ -50,31 +50,57 @@ def _gaussian_moment(j):
     return 0.0 if j % 2 else float(math.prod(range(j - 1, 0, -2)))
 
 
-def conditional_mean(pieces, mean, spread):
+def _indicator_moments(orders, mean, spread):
+    """``{(t, direction): [E[ξ^j 1(direction ξ > direction α)] for j <= order]}``, ``α = (t - mean)/spread``.
+
+    One table per threshold and direction, shared by every piece that uses it
+    (``orders`` maps each ``(t, direction)`` to the highest power needed).
+    """
+    safe = np.where(spread > 0, spread, 1.0)
+    tables = {}
+    for (t, direction), order in orders.items():
+        alpha = np.where(spread > 0, (t - mean) / safe, np.sign(t - mean) * _ALPHA_MAX)
+        tables[t, direction] = _truncated_moments(direction * alpha, order)
+    return tables
+
+
+def conditional_mean(pieces, mean, spread, moments=None):
     """``E[g(mean + spread ξ)]`` for ``g(y) = Σ p y^k 1(direction (y - t) > 0)``.
 
     ``pieces`` is a sequence of ``(p, k, t, direction)`` with direction
     ``+1`` (``y > t``), ``-1`` (``y < t``) or ``0`` (no indicator); at
     ``spread = 0`` the indicator of ``y = t`` is 1/2 (``H(0) = 1/2``).
+    ``moments``: the tables of :func:`_indicator_moments` when several sums
+    share them (computed here otherwise).
 
     Examples
     --------
     >>> round(float(conditional_mean([(1.0, 1, 0.0, 1)], 0.0, 1.0)), 12)  # E[relu(ξ)] = 1/√(2π)
     0.398942280401
     """
+    if moments is None:
+        moments = _indicator_moments(_orders([pieces]), mean, spread)
     total = 0.0
     for p, k, t, direction in pieces:
         binomial = [math.comb(k, j) for j in range(k + 1)]
         if direction == 0:
             term = sum(binomial[j] * mean ** (k - j) * spread**j * _gaussian_moment(j) for j in range(k + 1))
         else:
-            safe = np.where(spread > 0, spread, 1.0)
-            alpha = np.where(spread > 0, (t - mean) / safe, np.sign(t - mean) * _ALPHA_MAX)
-            moments = _truncated_moments(direction * alpha, k)
+            table = moments[t, direction]
             # E[ξ^j 1(direction ξ > direction α)] = direction^j M_j(direction α)
-            term = sum(binomial[j] * mean ** (k - j) * (direction * spread) ** j * moments[j] for j in range(k + 1))
+            term = sum(binomial[j] * mean ** (k - j) * (direction * spread) ** j * table[j] for j in range(k + 1))
         total = total + p * term
     return total
+
+
+def _orders(laws):
+    """The highest power of each ``(t, direction)`` over the pieces of ``laws``."""
+    orders = {}
+    for pieces in laws:
+        for _, k, t, direction in pieces:
+            if direction:
+                orders[t, direction] = max(orders.get((t, direction), 0), k)
+    return orders
 
 
 #: Offsets, in widths of the smoothed kink, of the breakpoints graded around it.
@@ -123,10 +149,13 @@ def _parts_integrals(outputs, a, b, c, args, tol, certify=True):
     kinks += _graded_breakpoints(thresholds, a, beta, spread)
     functions = list({id(f): f for f, _, _ in parts if f is not None}.values())
     laws = list({tuple(map(tuple, pieces)): pieces for _, _, pieces in parts}.items())
+    orders = _orders([pieces for _, pieces in laws])
 
     def integrand(x, beta_, spread_, *rest):
         values = {id(f): f(x, *rest) for f in functions}
-        means = {key: conditional_mean(pieces, beta_ * x, spread_) for key, pieces in laws}
+        mean = beta_ * x
+        moments = _indicator_moments(orders, mean, spread_)
+        means = {key: conditional_mean(pieces, mean, spread_, moments) for key, pieces in laws}
         totals = []
         for output in outputs:
             total = 0.0

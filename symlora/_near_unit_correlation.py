@@ -42,6 +42,8 @@ __all__ = ["inner_nodes", "coarse_nodes", "conditioned_sums"]
 _INNER_LEVELS = ((0.004, 6, 4), (0.02, 8, 6), (0.05, 12, 10), (0.1, 20, 16), (0.15, 32, 24), (0.2, 48, 32),
                  (0.3, 96, 64), (0.4, 128, 96), (0.5, 200, 160))
 
+_WIDTHS, _FINE = (np.array(column) for column in list(zip(*_INNER_LEVELS))[:2])
+
 #: Terms of Mehler's series (MAX_TERMS of symlora._separable) and the analyticity half-width of the error model deciding the route.
 _SERIES_TERMS, _STRIP = 160, math.pi / 4
 
@@ -74,9 +76,8 @@ def inner_nodes(a, b, rho, tol):
     rates = _STRIP * (1 / np.sqrt(np.where(a > 0, a, 1.0)) + 1 / np.sqrt(np.where(b > 0, b, 1.0)))
     model = np.abs(rho) ** (_SERIES_TERMS + 1) * np.exp(-rates * math.sqrt(2 * _SERIES_TERMS)) * nondegenerate
     width = np.sqrt(np.clip(a, 0.0, None) * np.clip(1.0 - rho * rho, 0.0, None))
-    widths, fine = (np.array(column) for column in list(zip(*_INNER_LEVELS))[:2])
-    chosen = fine[np.minimum(np.searchsorted(widths, width), fine.size - 1)]
-    return np.where((model > tol / 10) & (width <= widths[-1]), chosen, 0)
+    chosen = _FINE[np.minimum(np.searchsorted(_WIDTHS, width), _FINE.size - 1)]
+    return np.where((model > tol / 10) & (width <= _WIDTHS[-1]), chosen, 0)
 
 
 def coarse_nodes(inner):

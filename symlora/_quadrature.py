@@ -172,6 +172,14 @@ def _crossing_breakpoints(g, order, kinks):
 def _rule(nodes, matrix, kinks, shape):
     """Quadrature points ``X`` (list of k arrays) and weights, flattened node axis first."""
     k = matrix.shape[-1]
+    if k == 1:
+        # one coordinate: X = sqrt(Var X) z, breakpoints at the kinks over the standard deviation
+        scale = np.sqrt(np.clip(matrix[..., 0, 0], 0.0, None))
+        safe = np.where(scale > 0, scale, 1.0)
+        breakpoints = [np.where(scale > 0, np.asarray(location, dtype=float) / safe, 0.0) for _, location in kinks]
+        z, w = _axis_rule(nodes, breakpoints, shape)
+        points = scale * z
+        return [points], np.broadcast_to(w, points.shape)
     kinked = sorted({i for i, _ in kinks})
     order = kinked + [i for i in range(k) if i not in kinked]
     g = _cholesky(matrix, order)

@@ -115,12 +115,6 @@ def _parity_table(nodes: int, terms: int, first: int):
     return np.ascontiguousarray(_mehler_rule(nodes)[2][:, first : terms + 1 : 2].T)
 
 
-def _terms_of(worst, tol):
-    if worst >= 1:
-        return MAX_TERMS
-    return int(min(MAX_TERMS, max(4, math.ceil(math.log(tol / 10) / math.log(max(worst, 1e-300))))))
-
-
 _POWERS = np.arange(MAX_TERMS + 1, dtype=float)
 
 #: The numbers of terms a state may be given (few, so that states group and tables are shared).
@@ -185,8 +179,6 @@ class MehlerSums:
         self._pairs = np.ascontiguousarray(combination[:, : self.p, : self.q].reshape(combination.shape[0], -1))
         self._ones = np.ascontiguousarray(combination[:, : self.p, self.q])
         self._fixed = {}
-        # Σ_ij |C_nij| over pairs of functions, the largest over outputs: the truncation bound's factor
-        self._weight = float(np.abs(combination[:, : self.p, : self.q]).sum(axis=(1, 2)).max())
         # right functions by parity (even ones have only even-k coefficients, odd ones only odd):
         # [(rows, first k or None), ...]; used with fixed coefficients only
         parity = [0] * self.q if right_parity is None or self.right_variance is None else list(right_parity)
@@ -234,58 +226,20 @@ class MehlerSums:
         rho = np.clip(np.where(positive, c / np.sqrt(np.where(positive, ab, 1.0)), 0.0), -1.0, 1.0)
         return a, b, rho, args, a.shape
 
-    def _right_deficits(self, nodes):
-        """``max_j T_gj(L)`` for each level ``L`` of :data:`_LEVELS` (fixed right coefficients; cached).
+    def _state_terms(self, rho, tol):
+        """Mehler terms for each state: ``|ρ|^K <= tol/10``, rounded up to a level of :data:`_LEVELS`.
 
-        ``T_g(L) = E[g²] - Σ_{k<=L} g_k²`` (Parseval), floored at 1e-15 ``E[g²]``
-        as in :meth:`with_error`.
-        """
-        key = ("deficits", nodes)
-        if key not in self._fixed:
-            z, w, _ = _mehler_rule(nodes)
-            coefficients = self._right_coefficients(nodes, None, (), (), MAX_TERMS)[: self.q]
-            square = self._values(self.right, self.q, np.float64(self.right_variance), (), (), z) ** 2 @ w
-            partial = np.cumsum(coefficients**2, axis=1)[:, _LEVELS]  # (q, levels)
-            deficits = np.maximum(square[:, None] - partial, 0.0) + 1e-15 * square[:, None]
-            self._fixed[key] = deficits.max(axis=0)
-        return self._fixed[key]
-
-    def _state_terms(self, rho, left_square, nodes, tol):
-        """Mehler terms for each state: the least level ``K`` whose truncation bound is below ``tol / 10``.
-
-        The bound is the one :meth:`with_error` reports,
-        ``|ρ|^{K+1} Σ_ij |C_nij| sqrt(T_fi(K) T_gj(K))``, with ``T_fi <= E[f_i²]``
-        (``left_square``, the largest per state) and, when the right
-        coefficients are fixed, their own deficits ``T_gj(K)``: the faster the
-        coefficients decay, the fewer terms.  Otherwise ``|ρ|^K <= tol/10``.
-        A state given more terms than its own is only more accurate (the bound
-        at ``K`` holds for every larger number of terms: deficits decrease).
-        ``MAX_TERMS + 1`` where even :data:`MAX_TERMS` terms do not reach the
-        tolerance (near unit correlation: :mod:`symlora._near_unit_correlation`).
+        A state given more terms than its own (the largest of a block of a
+        batch) is only more accurate: the truncation bound of
+        :meth:`with_error` at ``K`` holds for every larger number of terms
+        (the Parseval deficits decrease).
         """
         rho = np.abs(np.asarray(rho, dtype=float))
         if not self.pairs:
             return np.zeros(rho.shape, dtype=int)
-        if self.right_variance is None or not self.q:
-            needed = np.vectorize(_terms_of, otypes=[int])(rho, tol)
-            terms = _LEVELS[np.minimum(np.searchsorted(_LEVELS, needed), _LEVELS.size - 1)]
-            return np.where(rho ** (MAX_TERMS + 1.0) > tol / 10, MAX_TERMS + 1, terms)
-        bound = (rho[..., None] ** (_LEVELS + 1.0)) * np.sqrt(np.asarray(left_square)[..., None]
-                                                              * self._right_deficits(nodes)) * self._weight
-        below = bound <= tol / 10
-        return np.where(below.any(axis=-1), _LEVELS[below.argmax(axis=-1)], MAX_TERMS + 1)
-
-    def _single_terms(self, rho, left_square, nodes, tol):
-        """:meth:`_state_terms` of one state with fixed right coefficients, in plain Python (no array overhead)."""
-        key = ("factors", nodes)
-        if key not in self._fixed:
-            self._fixed[key] = [(int(level), math.sqrt(d) * self._weight)
-                                for level, d in zip(_LEVELS, self._right_deficits(nodes))]
-        rho, root = abs(rho), math.sqrt(max(left_square, 0.0))
-        for level, factor in self._fixed[key]:
-            if rho ** (level + 1) * root * factor <= tol / 10:
-                return level
-        return MAX_TERMS + 1
+        with np.errstate(divide="ignore"):
+            needed = np.ceil(np.log(tol / 10) / np.log(np.clip(rho, 1e-300, 1.0)))
+        return _LEVELS[np.minimum(np.searchsorted(_LEVELS, needed), _LEVELS.size - 1)]
 
     # --- evaluation --------------------------------------------------------------
 
@@ -318,15 +272,16 @@ class MehlerSums:
         left = self._values(self.left, self.p, a, args, a.shape, z) if self.p and a.size else None  # (p, s, N)
         if left is None or not self.pairs:
             return self._series(a, b, rho, args, left, 0, nodes)
-        terms = self._state_terms(rho, ((left * left) @ w).max(axis=0), nodes, tol)
-        inner = np.where(terms > MAX_TERMS, inner_nodes(a, b, rho, tol), 0)
+        terms = self._state_terms(rho, tol)
+        near = np.abs(rho) ** (MAX_TERMS + 1) > tol / 10  # the route's model is below |ρ|^{K+1}
+        inner = np.where(near, inner_nodes(a, b, rho, tol), 0) if near.any() else near
         if not inner.any():
-            return self._series(a, b, rho, args, left, min(int(terms.max()), MAX_TERMS), nodes)
+            return self._series(a, b, rho, args, left, int(terms.max()), nodes)
         out = np.empty((self.combination.shape[0], a.size))
         series = inner == 0
         if series.any():
             out[:, series] = self._series(a[series], b[series], rho[series], [e[series] for e in args],
-                                          left[:, series], min(int(terms[series].max()), MAX_TERMS), nodes)
+                                          left[:, series], int(terms[series].max()), nodes)
         for level in np.unique(inner[~series]):
             chosen = inner == level
             out[:, chosen] = self._conditioned(a[chosen], b[chosen], rho[chosen], [e[chosen] for e in args],
@@ -371,13 +326,13 @@ class MehlerSums:
         z, w, _ = _mehler_rule(nodes)
         if not self.p:
             return self._constant_out(nodes, self._right_coefficients(nodes, b, (), (), 0)).copy()
-        left = _stack(self.left(math.sqrt(max(a, 0.0)) * z), (z.size,))
-        terms = self._single_terms(rho, float(((left * left) @ w).max()), nodes, tol) if self.pairs else 0
-        if terms > MAX_TERMS:
+        # the route's model is below |ρ|^{K+1}: only near unit correlation is it worth evaluating
+        if self.pairs and abs(rho) ** (MAX_TERMS + 1) > tol / 10:
             inner = int(inner_nodes(a, b, rho, tol))
             if inner:
                 return self._conditioned(np.array([a]), np.array([b]), np.array([rho]), [], nodes, inner)[:, 0]
-            terms = MAX_TERMS
+        left = _stack(self.left(math.sqrt(max(a, 0.0)) * z), (z.size,))
+        terms = int(self._state_terms(rho, tol))
         right = self._right_coefficients(nodes, b, (), (), terms)
         out = self._constant_out(nodes, right)
         means = left @ w
@@ -428,9 +383,7 @@ class MehlerSums:
                 f = self._values(self.left, self.p, a, args, shape, z)
                 square[: self.p] = (f * f) @ w
             if nodes == MEHLER_NODES:
-                routed = self._state_terms(rho, square[: self.p].max(axis=0), nodes, tol) if self.p else (
-                    np.zeros(shape, dtype=int))
-                state_terms = np.minimum(routed, MAX_TERMS)
+                state_terms = self._state_terms(rho, tol)
                 terms = int(state_terms.max()) if state_terms.size else 0
                 kept = _POWERS[: terms + 1] <= state_terms[..., None]  # the terms each state sums
                 powers = np.where(kept, rho[..., None] ** _POWERS[: terms + 1], 0.0)
@@ -464,7 +417,7 @@ class MehlerSums:
             weights, np.sqrt(left_square[:, None] * right_square[None, :]), axes=([1, 2], [0, 1]))
         error = np.abs(values[MEHLER_NODES] - values[COARSE_NODES]) + tail + rounding
         values = values[MEHLER_NODES]
-        inner = np.where(routed > MAX_TERMS, inner_nodes(a, b, rho, tol), 0)
+        inner = inner_nodes(a, b, rho, tol) if self.pairs else np.zeros(shape, dtype=int)
         if inner.any():
             # the states conditioned on Y: the same value as __call__, bounded by the difference to
             # the coarser rule in both directions (plus rounding)

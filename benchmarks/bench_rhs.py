@@ -4,9 +4,12 @@ The erf pair is closed form.  Pairs without a closed form evaluate their
 expectations semi-analytically: sums of products f(λ) g(ν) of smooth
 factors by Mehler's series over one-dimensional rules, all expectations of
 the right-hand side in one evaluation (tanh, sigmoid, GELU/SiLU pairs;
-symlora._separable, symlora._node_groups); a piecewise-polynomial factor
-(ReLU teacher) integrated exactly given the other variable, leaving
-one-dimensional kink-aligned quadrature (symlora._conditional).  Prints the
+symlora._separable, symlora._node_groups), near unit correlation by
+conditioning on ν with a short Gauss-Hermite rule instead
+(symlora._near_unit_correlation); a piecewise-polynomial factor (ReLU
+teacher) integrated exactly given the other variable, leaving
+one-dimensional kink-aligned quadrature whose order each state of a batch
+chooses for itself (symlora._conditional).  Prints the
 CPU time of one call at a single state (what solve_ivp does) and on a batch
 of states, as ratios to the erf pair measured in the same run (the least of
 several repeats: robust on a shared machine), then the escape-time batch

@@ -92,6 +92,15 @@ def _fixed_axis_rule(nodes):
     return np.concatenate(zs), np.concatenate(ws)
 
 
+@functools.lru_cache(maxsize=256)
+def _scalar_axis_rule(nodes, breakpoints):
+    """:func:`_axis_rule` for one element (cached; the arrays are read-only)."""
+    z, w = _axis_rule(nodes, [np.asarray(b) for b in breakpoints], (1,))
+    z, w = z[:, 0], w[:, 0]
+    z.flags.writeable = w.flags.writeable = False
+    return z, w
+
+
 def _axis_rule(nodes, breakpoints, shape):
     """Composite Gauss–Legendre on ``[-H, b_1], [b_1, b_2], ..., [b_m, H]`` with normal weights.
 
@@ -102,6 +111,9 @@ def _axis_rule(nodes, breakpoints, shape):
         z, w = _fixed_axis_rule(nodes)
         expand = (slice(None),) + (None,) * len(shape)
         return z[expand], w[expand]
+    if not shape and all(np.ndim(b) == 0 for b in breakpoints):
+        # one element (a single state): the same few rules come back call after call
+        return _scalar_axis_rule(nodes, tuple(sorted(float(b) for b in breakpoints)))
     t, w = _legendre(nodes)
     inner = np.clip(np.stack([np.broadcast_to(b, shape) for b in breakpoints]), -_HALF_WIDTH, _HALF_WIDTH)
     fixed = np.reshape(_EDGES, (-1,) + (1,) * len(shape))
@@ -325,7 +337,7 @@ def quadrature_with_error(func, cov, args=(), kinks=(), tol=DEFAULT_TOLERANCE, n
     _check_nodes(nodes, k)
     _check_nodes(max_nodes, k)
     matrix, extras, kinks, shape = _prepare(cov, args, kinks)
-    independent = independent and 0 not in shape
+    independent = independent and int(np.prod(shape)) > 1  # one element: nothing to choose apart
     if independent:
         # one flat axis of elements, subsets of which go on to finer rules
         size = int(np.prod(shape))

@@ -50,6 +50,9 @@ The series converges geometrically in ``k`` for analytic activations
 (coefficients decaying like ``exp(-d √(2k))``, ``d`` the half-width of the
 strip of analyticity), so this route is used for integrands without kinks;
 kinked ones keep the kink-aligned quadrature of :mod:`symlora._quadrature`.
+Each state is summed to the terms its own ``|ρ|`` needs; where even
+:data:`MAX_TERMS` terms fall short (``|ρ|`` near 1 with a wide ``X``), the
+expectation is conditioned on ``Y`` (:mod:`symlora._near_unit_correlation`).
 This module is free of SymPy (generated code uses it on its own).
 """
 
@@ -237,8 +240,8 @@ class MehlerSums:
         rho = np.abs(np.asarray(rho, dtype=float))
         if not self.pairs:
             return np.zeros(rho.shape, dtype=int)
-        with np.errstate(divide="ignore"):
-            needed = np.ceil(np.log(tol / 10) / np.log(np.clip(rho, 1e-300, 1.0)))
+        with np.errstate(divide="ignore"):  # |ρ| = 1: every term
+            needed = np.where(rho < 1, np.ceil(np.log(tol / 10) / np.log(np.clip(rho, 1e-300, 1.0))), np.inf)
         return _LEVELS[np.minimum(np.searchsorted(_LEVELS, needed), _LEVELS.size - 1)]
 
     # --- evaluation --------------------------------------------------------------

@@ -195,3 +195,8 @@ def test_near_unit_correlation_conditions_on_y():
         reference = mp_product(lambda x: 1 - mpmath.tanh(x) ** 2, lambda y: mpmath.tanh(y) ** 2 - 1, a, 1.0,
                                rho[i] * np.sqrt(a))
         assert abs(batch[i] - float(reference)) <= bounds[0, i] <= 1e-14
+    # a narrow X at exactly ρ = 1 stays on the series, with every term (not the few of ρ = 0)
+    value, bound = sums.with_error(0.25, 1.0, 0.5)
+    reference = mp_product(lambda x: 1 - mpmath.tanh(x) ** 2, lambda y: mpmath.tanh(y) ** 2 - 1, 0.25, 1.0, 0.5)
+    assert abs(sums(0.25, 1.0, 0.5)[0] - float(reference)) <= bound[0] <= 1e-14
+    assert abs(sums(np.array([0.25]), 1.0, 0.5)[0, 0] - float(reference)) <= 1e-14

@@ -71,7 +71,7 @@ def generated(student, teacher, lr, batch, noise, m, u, mu, h=1e-3):
 STEP = mpmath.mpf("1e-8")
 
 
-def reference(student, teacher, lr, batch, noise, m, u, mu, dps=ref.DPS):
+def reference(student, teacher, lr, batch, noise, m, u, mu, dps=ref.DPS, step=STEP):
     """``∂(dm/dt, du/dt)/∂(m, u)`` by ``mpmath.diff`` (step :data:`STEP`) of the independent right-hand side."""
     memo = {}
 
@@ -85,8 +85,8 @@ def reference(student, teacher, lr, batch, noise, m, u, mu, dps=ref.DPS):
     with mpmath.workdps(dps):
         m0, u0 = mpmath.mpf(str(m)), mpmath.mpf(str(u))
         for i in range(2):
-            out[i, 0] = float(mpmath.diff(lambda x: rhs(x, u0)[i], m0, h=STEP))
-            out[i, 1] = float(mpmath.diff(lambda x: rhs(m0, x)[i], u0, h=STEP))
+            out[i, 0] = float(mpmath.diff(lambda x: rhs(x, u0)[i], m0, h=step))
+            out[i, 1] = float(mpmath.diff(lambda x: rhs(m0, x)[i], u0, h=step))
     return out
 
 
@@ -94,6 +94,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, nargs="*", default=None, help="indices into CASES (default: all)")
     parser.add_argument("--no-reference", action="store_true", help="skip the 30-digit reference")
+    parser.add_argument("--dps", type=int, default=ref.DPS,
+                        help="digits of the reference (20 with --step 1e-6 still leaves ~1e-13; default 30)")
+    parser.add_argument("--step", type=float, default=float(STEP), help="step of mpmath.diff (default 1e-8)")
     args = parser.parse_args(argv)
     worst = {"differences": 0.0, "reference": 0.0}
     for case in (CASES if args.cases is None else [CASES[i] for i in args.cases]):
@@ -106,7 +109,7 @@ def main(argv=None):
         worst["differences"] = max(worst["differences"], np.abs(jac - differences).max())
         if not args.no_reference:
             start = time.process_time()
-            exact = reference(*case)
+            exact = reference(*case, dps=args.dps, step=mpmath.mpf(str(args.step)))
             error = np.abs(jac - exact)
             line += (f"  |J - mpmath| = {error.max():.1e} (bound {bound.max():.1e}, "
                      f"bound below error: {int(np.sum(error > bound + 1e-15))}; {time.process_time() - start:.0f} s CPU)")

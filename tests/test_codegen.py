@@ -174,6 +174,8 @@ def test_jacobian_of_softsign_pairs_matches_differences_of_the_rhs(student, teac
         jac = compiled.jacobian(states, mu)
         at_origin = compiled.jacobian(np.zeros(2), 0.6)
     np.testing.assert_allclose(jac, _richardson_jacobian(compiled, states, mu), rtol=0, atol=2e-9)
+    bound = compiled.jacobian_error_bound(states, mu)  # the nodes' own bounds, propagated
+    assert bound.shape == jac.shape and np.all(bound > 0) and np.all(bound < 1e-10)
     lin = model.coefficients(0.6)
     np.testing.assert_allclose(at_origin, lr * np.array([[0, lin["a"]], [lin["a"], -lin["b"]]]), atol=1e-12)
 
@@ -183,6 +185,7 @@ def test_implicit_integrator_on_a_softsign_pair():
     import numpy as np
 
     from symlora import LoRAModel
+    from symlora._codegen import compile_ode
     from symlora._integrate import integrate
 
     system = LoRAModel("softsign", "relu").ode_system()
@@ -190,5 +193,6 @@ def test_implicit_integrator_on_a_softsign_pair():
     implicit = integrate(system, start, params, 30, method="Radau", rtol=1e-9, atol=1e-12)
     explicit = integrate(system, start, params, 30, rtol=1e-9, atol=1e-12)
     assert implicit.success
+    assert not np.any(compile_ode(LoRAModel("relu").ode_system()).jacobian_error_bound(np.ones(2), 0.5))
     for name in ("m", "u"):
         np.testing.assert_allclose(implicit[name], explicit[name], rtol=0, atol=1e-7)

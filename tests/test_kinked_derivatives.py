@@ -9,7 +9,7 @@ import sympy as sp
 from symlora import GaussianExpectation, gaussian_expectation
 from symlora._expectation import NotIntegrableError
 from symlora._kinked_derivatives import differentiate_terms, expectation_of_terms, one_sided_terms
-from symlora._ode_jacobian import node_gradient
+from symlora._ode_jacobian import jacobian_expressions, node_gradient
 
 lam, nu = sp.symbols("lambda nu", real=True)
 q = sp.Symbol("q", positive=True)
@@ -65,5 +65,7 @@ def test_node_gradient_equals_the_derivative_of_the_closed_form():
 def test_refusals():
     with pytest.raises(TypeError, match="node must be a GaussianExpectation"):
         node_gradient(sp.Symbol("x"), [q])
+    with pytest.raises(TypeError, match="system must be an ODESystem"):
+        jacobian_expressions("m' = u")
     with pytest.raises(NotIntegrableError, match="power of a Dirac delta"):
         one_sided_terms(sp.DiracDelta(lam) ** 2, [lam])

@@ -32,6 +32,23 @@ def test_mean_and_distribution_match_reduced_sgd(student, teacher, mu, d):
     assert prediction.std[0] == pytest.approx(times.std(ddof=1), rel=0.15)
 
 
+def test_tanh_matches_its_stored_simulation():
+    """tanh has no closed form: its path noise (C1, C2) needs the diffusion all along the path, fast only since
+    ζ is removed by integration by parts.  Checked against the 1000 reduced-chain runs at d = 2500 that
+    benchmarks/validate_predict.py stored (no simulation here)."""
+    from pathlib import Path
+
+    store = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "validate_predict_times.npz"
+    d, steps = 2500, np.load(store)["tanh-0.3|2500|1000|4524"][:-1]
+    assert steps.size == 1000 and np.all(steps >= 0)
+    times = steps / d
+    prediction = LoRAModel("tanh", lr=0.5).predict_escape(0.3, [d])
+    se = times.std(ddof=1) / math.sqrt(times.size)
+    assert abs(times.mean() - prediction.mean[0]) < 3 * se
+    assert prediction.std[0] == pytest.approx(times.std(ddof=1), rel=0.1)
+    assert stats.kstest(times, lambda t: prediction.cdf(t, d)).pvalue > 0.01
+
+
 def test_spread_from_a_fixed_start_is_the_noise_of_u():
     """With m0 fixed, all the spread comes from the u-noise (F - 1): a prediction without it would be a point."""
     model = LoRAModel("x", lr=0.5)

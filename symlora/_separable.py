@@ -121,7 +121,8 @@ def _parity_table(nodes: int, terms: int, first: int):
 _POWERS = np.arange(MAX_TERMS + 1, dtype=float)
 
 #: The numbers of terms a state may be given (few, so that states group and tables are shared).
-_LEVELS = np.array([4, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, MAX_TERMS])
+_LEVEL_LIST = [4, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, MAX_TERMS]
+_LEVELS = np.array(_LEVEL_LIST)
 
 #: States per block of a batch (the arrays of a block stay in the processor's cache).
 _BLOCK = 16
@@ -251,45 +252,32 @@ class MehlerSums:
         if not args and self.right_variance is not None and all(isinstance(v, (float, int)) for v in (a, b, c)):
             return self._single(float(a), float(b), float(c), tol, nodes)
         a, b, rho, args, shape = self._prepare(a, b, c, args, tol)
-        if not shape:
-            return self._batch(a[None], b[None], rho[None], [e[None] for e in args], tol, nodes)[:, 0]
-        # blocks of states small enough that the (functions x states x nodes) arrays stay in cache,
-        # in order of |ρ| so that a block's states need about the same number of terms
-        flat = [v.reshape(-1) for v in (a, b, rho, *args)]
-        order = np.argsort(np.abs(flat[2]), kind="stable")
-        flat = [v[order] for v in flat]
-        size = flat[0].size
-        out = np.empty((self.combination.shape[0], size))
-        for start in range(0, size, _BLOCK):
-            block = [v[start : start + _BLOCK] for v in flat]
-            out[:, order[start : start + _BLOCK]] = self._batch(*block[:3], block[3:], tol, nodes)
-        return out.reshape(out.shape[:1] + shape)
-
-    def _batch(self, a, b, rho, args, tol, nodes):
-        """Values ``(n, s)`` for one-dimensional arrays of ``s`` states.
-
-        Mehler's series with the block's largest number of terms; states it
-        cannot reach the tolerance for, conditioned on ``Y`` where that is cheap.
-        """
-        z, w, _ = _mehler_rule(nodes)
-        left = self._values(self.left, self.p, a, args, a.shape, z) if self.p and a.size else None  # (p, s, N)
-        if left is None or not self.pairs:
-            return self._series(a, b, rho, args, left, 0, nodes)
-        terms = self._state_terms(rho, tol)
-        near = np.abs(rho) ** (MAX_TERMS + 1) > tol / 10  # the route's model is below |ρ|^{K+1}
-        inner = np.where(near, inner_nodes(a, b, rho, tol), 0) if near.any() else near
-        if not inner.any():
-            return self._series(a, b, rho, args, left, int(terms.max()), nodes)
+        a, b, rho, *args = [v.reshape(-1) for v in (a, b, rho, *args)]
         out = np.empty((self.combination.shape[0], a.size))
-        series = inner == 0
-        if series.any():
-            out[:, series] = self._series(a[series], b[series], rho[series], [e[series] for e in args],
-                                          left[:, series], int(terms[series].max()), nodes)
-        for level in np.unique(inner[~series]):
+        inner = self._routes(a, b, rho, tol)
+        for level in np.unique(inner[inner > 0]):
             chosen = inner == level
             out[:, chosen] = self._conditioned(a[chosen], b[chosen], rho[chosen], [e[chosen] for e in args],
                                                nodes, int(level))
-        return out
+        # Mehler's series in blocks of states small enough that the (functions x states x nodes) arrays
+        # stay in cache, in order of |ρ| so that a block's states need about the same number of terms
+        series = np.flatnonzero(inner == 0)
+        order = np.argsort(np.abs(rho[series]), kind="stable")
+        series, terms = series[order], self._state_terms(rho[series], tol)[order]
+        z = _mehler_rule(nodes)[0]
+        for start in range(0, series.size, _BLOCK):
+            block = series[start : start + _BLOCK]
+            a_, b_, rho_, args_ = a[block], b[block], rho[block], [e[block] for e in args]
+            left = self._values(self.left, self.p, a_, args_, a_.shape, z) if self.p else None  # (p, s, N)
+            out[:, block] = self._series(a_, b_, rho_, args_, left, int(terms[start : start + _BLOCK].max()), nodes)
+        return out.reshape(out.shape[:1] + shape)
+
+    def _routes(self, a, b, rho, tol):
+        """Gauss–Hermite nodes of the states conditioned on ``Y``, 0 for Mehler's series."""
+        near = np.abs(rho) ** (MAX_TERMS + 1) > tol / 10  # the route's model is below |ρ|^{K+1}
+        if not self.pairs or not near.any():
+            return np.zeros(rho.shape, dtype=int)
+        return np.where(near, inner_nodes(a, b, rho, tol), 0)
 
     def _conditioned(self, a, b, rho, args, nodes, inner):
         """:func:`~symlora._near_unit_correlation.conditioned_sums` on the rule of ``nodes`` per panel."""
@@ -331,11 +319,13 @@ class MehlerSums:
             return self._constant_out(nodes, self._right_coefficients(nodes, b, (), (), 0)).copy()
         # the route's model is below |ρ|^{K+1}: only near unit correlation is it worth evaluating
         if self.pairs and abs(rho) ** (MAX_TERMS + 1) > tol / 10:
-            inner = int(inner_nodes(a, b, rho, tol))
+            inner = int(self._routes(np.array([a]), np.array([b]), np.array([rho]), tol)[0])
             if inner:
                 return self._conditioned(np.array([a]), np.array([b]), np.array([rho]), [], nodes, inner)[:, 0]
         left = _stack(self.left(math.sqrt(max(a, 0.0)) * z), (z.size,))
-        terms = int(self._state_terms(rho, tol))
+        # _state_terms in plain Python (numpy's overhead on one number costs more than the sums)
+        needed = math.ceil(math.log(tol / 10) / math.log(max(abs(rho), 1e-300))) if abs(rho) < 1 else math.inf
+        terms = next((level for level in _LEVEL_LIST if level >= needed), MAX_TERMS) if self.pairs else 0
         right = self._right_coefficients(nodes, b, (), (), terms)
         out = self._constant_out(nodes, right)
         means = left @ w
@@ -420,7 +410,7 @@ class MehlerSums:
             weights, np.sqrt(left_square[:, None] * right_square[None, :]), axes=([1, 2], [0, 1]))
         error = np.abs(values[MEHLER_NODES] - values[COARSE_NODES]) + tail + rounding
         values = values[MEHLER_NODES]
-        inner = inner_nodes(a, b, rho, tol) if self.pairs else np.zeros(shape, dtype=int)
+        inner = self._routes(a, b, rho, tol)
         if inner.any():
             # the states conditioned on Y: the same value as __call__, bounded by the difference to
             # the coarser rule in both directions (plus rounding)

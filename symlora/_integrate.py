@@ -5,7 +5,8 @@ integrated as *one* system by scipy's explicit Runge–Kutta solvers
 (``DOP853`` by default), calling the generated, vectorised right-hand side
 once per stage for the whole batch.  Escape times are located on the
 solver's dense output by vectorised bisection, to far better than the
-step size.  Nothing here calls SymPy: the ODE arrives compiled.
+step size.  Implicit solvers (``Radau``, ``BDF``, ``LSODA``) get the generated
+Jacobian.  Nothing here calls SymPy: the ODE arrives compiled.
 
 Results are data: a run that does not escape within its horizon returns
 ``inf`` with the status ``"censored"``; a solver failure is reported in
@@ -241,9 +242,8 @@ def _batch_jacobian(compiled, n, batch, params):
     from scipy.sparse import csr_matrix
 
     # y is (n, batch) flattened row-major: entry (i, b) sits at i * batch + b
-    member = np.arange(batch)
-    rows = (np.arange(n)[:, None, None] * batch + member).repeat(n, axis=1)
-    cols = (np.arange(n)[None, :, None] * batch + member).repeat(n, axis=0)
+    rows, cols, member = np.meshgrid(np.arange(n) * batch, np.arange(n) * batch, np.arange(batch), indexing="ij")
+    rows, cols = rows + member, cols + member
 
     def jac(t, y):
         blocks = np.broadcast_to(compiled.jacobian(y.reshape(n, batch), *params), (n, n, batch))

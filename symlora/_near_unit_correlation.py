@@ -59,7 +59,7 @@ def inner_nodes(a, b, rho, tol):
     """Gauss–Hermite nodes for each state that takes this route, else 0.
 
     The route is taken where Mehler's series of :data:`_SERIES_TERMS` terms
-    would not reach ``tol / 10`` by the model
+    would not reach ``tol`` by the model
     ``|ρ|^{K+1} exp(-d (1/√a + 1/√b) √(2K))`` (Hermite coefficients of
     functions analytic in a strip of half-width ``d = π/4``) and the
     smoothing width ``c = √(a (1 - ρ²))`` is at most 0.5.  The model only
@@ -72,12 +72,26 @@ def inner_nodes(a, b, rho, tol):
     [12, 0, 0, 32]
     """
     a, b, rho = (np.asarray(v, dtype=float) for v in (a, b, rho))
-    nondegenerate = np.where((a > 0) & (b > 0), 1.0, 0.0)
-    rates = _STRIP * (1 / np.sqrt(np.where(a > 0, a, 1.0)) + 1 / np.sqrt(np.where(b > 0, b, 1.0)))
-    model = np.abs(rho) ** (_SERIES_TERMS + 1) * np.exp(-rates * math.sqrt(2 * _SERIES_TERMS)) * nondegenerate
-    width = np.sqrt(np.clip(a, 0.0, None) * np.clip(1.0 - rho * rho, 0.0, None))
-    chosen = _FINE[np.minimum(np.searchsorted(_WIDTHS, width), _FINE.size - 1)]
-    return np.where((model > tol / 10) & (width <= _WIDTHS[-1]), chosen, 0)
+    shape = np.broadcast_shapes(a.shape, b.shape, rho.shape)
+    # the model at the largest |ρ|, a and b bounds every state's: most calls stop here
+    if not rho.size or not _model(float(np.max(np.abs(rho))), float(np.max(a)), float(np.max(b))) > tol:
+        return np.zeros(shape, dtype=int)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a or b = 0: rate inf, model 0
+        rates = _STRIP * (np.clip(a, 0.0, None) ** -0.5 + np.clip(b, 0.0, None) ** -0.5)
+        model = np.abs(rho) ** (_SERIES_TERMS + 1) * np.exp(-rates * math.sqrt(2 * _SERIES_TERMS))
+    width2 = np.clip(a, 0.0, None) * np.clip(1.0 - rho * rho, 0.0, None)
+    taken = (model > tol) & (width2 <= _WIDTHS[-1] ** 2)
+    if not taken.any():
+        return np.zeros(taken.shape, dtype=int)
+    chosen = _FINE[np.minimum(np.searchsorted(_WIDTHS, np.sqrt(width2)), _FINE.size - 1)]
+    return np.where(taken, chosen, 0)
+
+
+def _model(rho, a, b):
+    """The error model of Mehler's series for one state, in plain Python (0 where a variance is 0)."""
+    if a <= 0 or b <= 0 or not rho == rho:
+        return 0.0
+    return rho ** (_SERIES_TERMS + 1) * math.exp(-_STRIP * (a**-0.5 + b**-0.5) * math.sqrt(2 * _SERIES_TERMS))
 
 
 def coarse_nodes(inner):

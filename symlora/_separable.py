@@ -124,6 +124,17 @@ _POWERS = np.arange(MAX_TERMS + 1, dtype=float)
 _LEVEL_LIST = [4, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, MAX_TERMS]
 _LEVELS = np.array(_LEVEL_LIST)
 
+def _terms_for(worst, tol):
+    """The least level of :data:`_LEVELS` with ``worst^K <= tol/10`` (all :data:`MAX_TERMS` at ``|ρ| = 1``).
+
+    Plain Python: numpy's overhead on one number costs more than the sums it selects.
+    """
+    if not worst < 1:
+        return MAX_TERMS
+    needed = math.log(tol / 10) / math.log(max(worst, 1e-300))
+    return next((level for level in _LEVEL_LIST if level >= needed), MAX_TERMS)
+
+
 #: States per block of a batch (the arrays of a block stay in the processor's cache).
 _BLOCK = 16
 
@@ -241,9 +252,7 @@ class MehlerSums:
         rho = np.abs(np.asarray(rho, dtype=float))
         if not self.pairs:
             return np.zeros(rho.shape, dtype=int)
-        with np.errstate(divide="ignore"):  # |ρ| = 1: every term
-            needed = np.where(rho < 1, np.ceil(np.log(tol / 10) / np.log(np.clip(rho, 1e-300, 1.0))), np.inf)
-        return _LEVELS[np.minimum(np.searchsorted(_LEVELS, needed), _LEVELS.size - 1)]
+        return np.vectorize(_terms_for, otypes=[int])(rho, tol)
 
     # --- evaluation --------------------------------------------------------------
 
@@ -255,29 +264,29 @@ class MehlerSums:
         a, b, rho, *args = [v.reshape(-1) for v in (a, b, rho, *args)]
         out = np.empty((self.combination.shape[0], a.size))
         inner = self._routes(a, b, rho, tol)
-        for level in np.unique(inner[inner > 0]):
+        for level in np.unique(inner[inner > 0]) if inner.any() else ():
             chosen = inner == level
             out[:, chosen] = self._conditioned(a[chosen], b[chosen], rho[chosen], [e[chosen] for e in args],
                                                nodes, int(level))
         # Mehler's series in blocks of states small enough that the (functions x states x nodes) arrays
         # stay in cache, in order of |ρ| so that a block's states need about the same number of terms
         series = np.flatnonzero(inner == 0)
-        order = np.argsort(np.abs(rho[series]), kind="stable")
-        series, terms = series[order], self._state_terms(rho[series], tol)[order]
+        if series.size > _BLOCK:
+            series = series[np.argsort(np.abs(rho[series]), kind="stable")]
         z = _mehler_rule(nodes)[0]
+        whole = series.size == a.size <= _BLOCK  # one block of every state: no copies
         for start in range(0, series.size, _BLOCK):
-            block = series[start : start + _BLOCK]
+            block = slice(None) if whole else series[start : start + _BLOCK]
             a_, b_, rho_, args_ = a[block], b[block], rho[block], [e[block] for e in args]
             left = self._values(self.left, self.p, a_, args_, a_.shape, z) if self.p else None  # (p, s, N)
-            out[:, block] = self._series(a_, b_, rho_, args_, left, int(terms[start : start + _BLOCK].max()), nodes)
+            # the block's largest |ρ| sets its terms (the levels grow with |ρ|)
+            terms = _terms_for(float(np.max(np.abs(rho_))), tol) if self.pairs else 0
+            out[:, block] = self._series(a_, b_, rho_, args_, left, terms, nodes)
         return out.reshape(out.shape[:1] + shape)
 
     def _routes(self, a, b, rho, tol):
         """Gauss–Hermite nodes of the states conditioned on ``Y``, 0 for Mehler's series."""
-        near = np.abs(rho) ** (MAX_TERMS + 1) > tol / 10  # the route's model is below |ρ|^{K+1}
-        if not self.pairs or not near.any():
-            return np.zeros(rho.shape, dtype=int)
-        return np.where(near, inner_nodes(a, b, rho, tol), 0)
+        return inner_nodes(a, b, rho, tol) if self.pairs else np.zeros(rho.shape, dtype=int)
 
     def _conditioned(self, a, b, rho, args, nodes, inner):
         """:func:`~symlora._near_unit_correlation.conditioned_sums` on the rule of ``nodes`` per panel."""
@@ -318,14 +327,12 @@ class MehlerSums:
         if not self.p:
             return self._constant_out(nodes, self._right_coefficients(nodes, b, (), (), 0)).copy()
         # the route's model is below |ρ|^{K+1}: only near unit correlation is it worth evaluating
-        if self.pairs and abs(rho) ** (MAX_TERMS + 1) > tol / 10:
+        if self.pairs and abs(rho) ** (MAX_TERMS + 1) > tol:
             inner = int(self._routes(np.array([a]), np.array([b]), np.array([rho]), tol)[0])
             if inner:
                 return self._conditioned(np.array([a]), np.array([b]), np.array([rho]), [], nodes, inner)[:, 0]
         left = _stack(self.left(math.sqrt(max(a, 0.0)) * z), (z.size,))
-        # _state_terms in plain Python (numpy's overhead on one number costs more than the sums)
-        needed = math.ceil(math.log(tol / 10) / math.log(max(abs(rho), 1e-300))) if abs(rho) < 1 else math.inf
-        terms = next((level for level in _LEVEL_LIST if level >= needed), MAX_TERMS) if self.pairs else 0
+        terms = _terms_for(abs(rho), tol) if self.pairs else 0
         right = self._right_coefficients(nodes, b, (), (), terms)
         out = self._constant_out(nodes, right)
         means = left @ w

@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-__all__ = ["inner_nodes", "coarse_nodes", "conditioned_sums"]
+__all__ = ["inner_nodes", "coarse_nodes", "conditioned_sums", "series_error_model"]
 
 #: ``(largest width, nodes, coarse nodes)`` of the Gauss–Hermite rules a state may be given: the
 #: value and the coarser rule of its error estimate, both below 1e-16 for tanh(2x) (``d = π/4``) up
@@ -74,7 +74,7 @@ def inner_nodes(a, b, rho, tol):
     a, b, rho = (np.asarray(v, dtype=float) for v in (a, b, rho))
     shape = np.broadcast_shapes(a.shape, b.shape, rho.shape)
     # the model at the largest |ρ|, a and b bounds every state's: most calls stop here
-    if not rho.size or not _model(float(np.max(np.abs(rho))), float(np.max(a)), float(np.max(b))) > tol:
+    if not rho.size or not series_error_model(float(np.max(np.abs(rho))), float(np.max(a)), float(np.max(b))) > tol:
         return np.zeros(shape, dtype=int)
     with np.errstate(divide="ignore", invalid="ignore"):  # a or b = 0: rate inf, model 0
         rates = _STRIP * (np.clip(a, 0.0, None) ** -0.5 + np.clip(b, 0.0, None) ** -0.5)
@@ -87,7 +87,7 @@ def inner_nodes(a, b, rho, tol):
     return np.where(taken, chosen, 0)
 
 
-def _model(rho, a, b):
+def series_error_model(rho, a, b):
     """The error model of Mehler's series for one state, in plain Python (0 where a variance is 0)."""
     if a <= 0 or b <= 0 or not rho == rho:
         return 0.0

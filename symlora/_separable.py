@@ -63,7 +63,7 @@ import math
 
 import numpy as np
 
-from ._near_unit_correlation import coarse_nodes, conditioned_sums, inner_nodes
+from ._near_unit_correlation import coarse_nodes, conditioned_sums, inner_nodes, series_error_model
 
 __all__ = ["MehlerSums", "separable_expectation", "separable_with_error"]
 
@@ -326,8 +326,8 @@ class MehlerSums:
         z, w, _ = _mehler_rule(nodes)
         if not self.p:
             return self._constant_out(nodes, self._right_coefficients(nodes, b, (), (), 0)).copy()
-        # the route's model is below |ρ|^{K+1}: only near unit correlation is it worth evaluating
-        if self.pairs and abs(rho) ** (MAX_TERMS + 1) > tol:
+        # the route's model, in plain Python: only near unit correlation is inner_nodes worth calling
+        if self.pairs and series_error_model(abs(rho), a, b) > tol:
             inner = int(self._routes(np.array([a]), np.array([b]), np.array([rho]), tol)[0])
             if inner:
                 return self._conditioned(np.array([a]), np.array([b]), np.array([rho]), [], nodes, inner)[:, 0]

@@ -120,16 +120,22 @@ def diffusion_pieces(model) -> dict:
         g = (sigma(lam) - teacher(nu) - sp.sqrt(model.noise) * _XI) * sigma.derivative_at(lam)
         used = sorted({f for L, _ in _forms(model).values() for f in L}, key=fields.index)
 
+        # a kinked student (softsign, elu, ...) would need δ and δ' of λ: integration by parts is not tried there
+        # (it fails only after a long derivation); a kinked teacher gives δ(ν), which the engine conditions on
+        smooth_student = not any(f.has(sp.Heaviside, sp.DiracDelta, sp.Abs, sp.sign, sp.Max, sp.Min, sp.Piecewise)
+                                 for f in (sigma(lam), sigma.derivative_at(lam)))
+
         def E(expr):
             expr = _label_average(expr)
             direct = gaussian_expectation(expr, fields, cov)
-            if all(set(node.variables) <= {S.lam, S.nu} for node in direct.atoms(GaussianExpectation)):
+            if not smooth_student or all(set(node.variables) <= {S.lam, S.nu}
+                                         for node in direct.atoms(GaussianExpectation)):
                 return direct
             try:
                 return _integrated_by_parts(expr, fields, cov)
             except (NotImplementedError, ValueError):
-                # e.g. a kinked student: the second derivative would need δ' (not supported); keep the
-                # direct expectation, integrated numerically in every field
+                # an integrand the engine cannot take after differentiation: keep the direct
+                # expectation, integrated numerically in every field
                 return direct
 
         pieces = {"g2": E(g**2), "g_f": {f: E(g * f) for f in used}, "g2_ff": {}, "g3_f": {}, "g4": sp.S.Zero}

@@ -344,7 +344,7 @@ def predict_escape(model, mu, d, threshold=0.5, m0=None):
     settings.update({"tau": tau, "F": F})
     T, eps, result = _escape_map(model, mu, threshold, tau / eta)
     if T is None:
-        from ._critical import plateau_prediction
+        from ._plateau import plateau_prediction
 
         return plateau_prediction(model, mu, ds, threshold, settings, result)
     means, stds, quants, cdfs = [], [], {q: [] for q in _QUANTILES}, {}

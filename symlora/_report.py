@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from ._critical import finite_d_law
+from ._plateau import finite_d_law
 from ._figures import STYLES, describe_number, finish_axes, format_number, plot_tau_panel, tau_curve
 from ._figures import pyplot as _pyplot
 from ._figures import write_csv as _write_csv

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from symlora import LoRAModel, simulate_sgd
-from symlora._critical import finite_d_law, largest_escaping_lr
+from symlora._plateau import finite_d_law, largest_escaping_lr
 
 
 def test_largest_escaping_lr_separates_escape_from_stall_in_sgd():
@@ -57,3 +57,37 @@ def test_escape_at_the_critical_mu_grows_like_a_power_of_d():
         means.append(float(np.mean(run.escape_time[run.escaped])))
     exponent = np.log(means[1] / means[0]) / np.log(4)
     assert 0.7 < exponent < 1.5, means
+
+
+def test_kick_kurtosis_at_the_critical_mu_against_quadrature():
+    # the excess kurtosis of one sample's g ζ at m = u = 0 sets where SGD reaches the drift-diffusion picture;
+    # independent check: E[g^4] and E[g^2] by mpmath quadrature, with label noise Δ (g = (e0 - √Δ ξ) σ')
+    import mpmath as mp
+
+    from symlora._critical import critical_constants, u_excess_kurtosis
+
+    model = LoRAModel("x**3 - 3*x", lr=0.5, noise=0.25)
+    mu_c = float(model.critical_mu()[1])
+    c = critical_constants(model, mu_c)
+    he3 = lambda x: x**3 - 3 * x  # noqa: E731
+    slope = lambda x: 3 * x**2 - 3  # noqa: E731
+
+    def gauss(f):
+        return mp.quad(lambda x: f(x) * mp.exp(-x * x / 2), [-mp.inf, 0, mp.inf]) / mp.sqrt(2 * mp.pi)
+
+    e0 = lambda x: he3(mu_c * x) - he3(x)  # noqa: E731
+    second = gauss(lambda x: (e0(x) ** 2 + 0.25) * slope(mu_c * x) ** 2)
+    fourth = gauss(lambda x: (e0(x) ** 4 + 6 * 0.25 * e0(x) ** 2 + 3 * 0.25**2) * slope(mu_c * x) ** 4)
+    assert abs(c["V"] - float(second)) < 1e-10 * float(second)
+    assert abs(c["kick_kurtosis"] - float(3 * fourth / second**2 - 3)) < 1e-9 * c["kick_kurtosis"]
+    # one relaxation time of u sums ~d/(ηb) steps; a batch of B divides the kurtosis of a step by B
+    assert np.allclose(u_excess_kurtosis(c, 0.5, 4, [100, 1000]), c["kick_kurtosis"] * 0.5 * c["b"] / (4 * np.array([100, 1000])))
+
+
+def test_critical_prediction_says_where_sgd_leaves_the_diffusion_picture():
+    model = LoRAModel("x**3 - 3*x", lr=0.5)
+    mu_c = float(model.critical_mu()[1])
+    prediction = model.predict_escape(mu_c, [1000, 30000])
+    kurtosis = prediction.settings["u_excess_kurtosis"]
+    assert kurtosis[0] > 10 > kurtosis[1]
+    assert "at d = [1000] it exceeds 10" in prediction.derivation

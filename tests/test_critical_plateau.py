@@ -91,3 +91,23 @@ def test_critical_prediction_says_where_sgd_leaves_the_diffusion_picture():
     kurtosis = prediction.settings["u_excess_kurtosis"]
     assert kurtosis[0] > 10 > kurtosis[1]
     assert "at d = [1000] it exceeds 10" in prediction.derivation
+
+
+def test_killed_first_passage_against_closed_forms():
+    # D T'' + f T' - k T = -1, T'(0) = 0, T(1) = 0 on a non-uniform grid, including a steep drift (f/D = 200)
+    from scipy.integrate import cumulative_trapezoid
+
+    from symlora._critical import _killed_first_passage
+
+    m = np.unique(np.concatenate([np.linspace(0, 1, 600), np.geomspace(1e-4, 1, 600)]))
+    D = np.full(m.size, 0.01)
+    for f, k in [(0.0, 0.0), (0.0, 3.0), (2.0, 0.0), (-0.05, 0.0)]:
+        T = _killed_first_passage(m, D, f / D[0] * np.diff(m), np.full(m.size, k), np.ones_like(m))
+        if k:
+            exact = (1 - np.cosh(m * np.sqrt(k / D)) / np.cosh(np.sqrt(k / D))) / k
+        elif f == 0:
+            exact = (1 - m**2) / (2 * D)
+        else:
+            slope = cumulative_trapezoid((1 - np.exp(-f * m / D)) / f, m, initial=0)
+            exact = slope[-1] - slope
+        assert np.max(np.abs(T - exact)) < 1e-4 * np.max(np.abs(exact)), (f, k)

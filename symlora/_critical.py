@@ -373,12 +373,15 @@ def adiabatic_first_passage(model, mu, d, m_end, m0=None):
     scale = np.sqrt(eta * ((1 - m**2) * c["V"] + m**2 * c["W"]) / (2 * B * bm * d))
     with np.errstate(all="ignore"):
         f_m, D_mm, exit_rate = _stationary_average(drift, diffusion, m, d, mu, scale)
-    if not exit_rate[0] * 10 < eta * c["b"]:
-        return float("nan"), float("nan")  # u leaves its well within a few relaxation times: not a fast variable
-    # where the well of u has disappeared, the escape proceeds on the fast scale: that point is absorbing
-    gone = ~(np.isfinite(f_m) & np.isfinite(D_mm) & np.isfinite(exit_rate))
+    # the quasi-stationary average needs u to stay in its well for many relaxation times (here 100); where it
+    # leaves sooner, or the well has gone, the escape proceeds on the fast scale: that point is absorbing.
+    # Between, the exit rate kills the slow diffusion.
+    relaxation = eta * np.maximum(c["b"] - c["kappa0"] * m**2, 0.0)
+    gone = ~(np.isfinite(f_m) & np.isfinite(D_mm) & (exit_rate < 0.01 * relaxation))
     if gone.any():
-        cut = max(int(np.argmax(gone)), 2)
+        cut = int(np.argmax(gone))
+        if m[cut] < 0.5 * m_end:
+            return float("nan"), float("nan")  # u is not a confined fast variable at this d
         m, f_m, D_mm, exit_rate = m[:cut], f_m[:cut], D_mm[:cut], exit_rate[:cut]
         m_end = float(m[-1])
     Dh = D_mm / (2 * d)

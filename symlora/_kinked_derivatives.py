@@ -83,7 +83,7 @@ def one_sided_terms(expr, variables) -> list:
     -lambda/(lambda - 1) ((lambda, -1),)
     """
     variables = tuple(variables)
-    expr = _rewrite_piecewise_linear(sp.sympify(expr))
+    expr = _rewrite_piecewise_linear(sp.sympify(expr, strict=True))
     groups = {}
     for term in (sp.Add.make_args(sp.expand(expr)) if expr.has(sp.DiracDelta) else (expr,)):
         deltas, rest = [], sp.S.One

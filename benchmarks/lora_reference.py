@@ -170,7 +170,7 @@ def aligned_jacobian(student, teacher, mu, lr=1, dps=DPS):
 
 
 def aligned_rhs(student, teacher, m, u, mu, lr=1, batch=1, noise=0, dps=DPS):
-    """``((dm/dt, du/dt), error)`` at one state (``u != 0``, ``|m| < 1``)."""
+    """``((dm/dt, du/dt), error)`` at one state (``|m| < 1``)."""
     s, t = _act(student), _act(teacher)
     with mpmath.workdps(dps):
         m, u, mu, lr, batch, noise = map(_mp, (m, u, mu, lr, batch, noise))
@@ -195,8 +195,12 @@ def aligned_rhs(student, teacher, m, u, mu, lr=1, batch=1, noise=0, dps=DPS):
             nu, zeta, g, slope = fields(z1, z2)
             return -lr * u * g * (nu - m * zeta) - lr * lr / (2 * batch) * u * u * m * (g * g + noise * slope * slope)
 
-        vu, eu = _normal_2d(du, t.kinks, inner_kinks)
-        vm, em = _normal_2d(dm, t.kinks, inner_kinks)
+        # at u c = 0 the student's field λ = (μ + u m) z1 no longer depends on z2: its kinks are in z1
+        outer_kinks = list(t.kinks)
+        if u * c == 0 and mu + u * m != 0:
+            outer_kinks += [k / (mu + u * m) for k in s.kinks]
+        vu, eu = _normal_2d(du, outer_kinks, inner_kinks)
+        vm, em = _normal_2d(dm, outer_kinks, inner_kinks)
         return (vm, vu), max(eu, em)
 
 

@@ -45,6 +45,13 @@ CASES = [
     ("gelu", "silu", 1, 1, 0, 0.2, 2.2, 0.35),
 ]
 
+#: States on and next to the line ``u = 0``, where ``P = Q - R² = u²(1 - m²)`` vanishes and the covariance of
+#: ``(λ, ν)`` degenerates (``--degenerate``); there the right-hand side is only ``C¹`` in ``u`` for kinked pairs
+#: (orthant probabilities go like ``|u|``), so the reference's step is taken far below ``|u|``.
+DEGENERATE_PAIRS = [("elu", "elu"), ("elu", "relu"), ("elu", "leaky_relu(x, 0.1)"), ("relu(x - 0.5)", "relu"),
+                    ("softsign", "relu"), ("tanh", "relu")]
+DEGENERATE_CASES = [(s, t, 1, 1, 0, 0.3, u, 0.6) for s, t in DEGENERATE_PAIRS for u in (0.0, 1e-8, 1e-4)]
+
 
 def generated(student, teacher, lr, batch, noise, m, u, mu, h=1e-3):
     """symlora's Jacobian, its error bound and Richardson differences of its right-hand side."""
@@ -104,9 +111,16 @@ def main(argv=None):
     parser.add_argument("--dps", type=int, default=ref.DPS,
                         help="digits of the reference (20 with --step 1e-6 still leaves ~1e-13; default 30)")
     parser.add_argument("--step", type=float, default=float(STEP), help="step of mpmath.diff (default 1e-8)")
+    parser.add_argument("--degenerate", action="store_true",
+                        help="the states of DEGENERATE_CASES (u = 0, 1e-8, 1e-4) instead of CASES; the reference's "
+                             "step is then min(step, |u|/100) and 1e-14 at u = 0")
     args = parser.parse_args(argv)
     worst = {"differences": 0.0, "reference": 0.0}
-    for case in (CASES if args.cases is None else [CASES[i] for i in args.cases]):
+    cases = DEGENERATE_CASES if args.degenerate else CASES
+    for case in (cases if args.cases is None else [cases[i] for i in args.cases]):
+        step = args.step
+        if args.degenerate:
+            step = min(step, abs(case[6]) / 100) if case[6] else 1e-14
         start = time.process_time()
         jac, bound, differences, third = generated(*case)
         seconds = time.process_time() - start
@@ -116,10 +130,10 @@ def main(argv=None):
         worst["differences"] = max(worst["differences"], np.abs(jac - differences).max())
         if not args.no_reference:
             start = time.process_time()
-            exact = reference(*case, dps=args.dps, step=mpmath.mpf(str(args.step)))
+            exact = reference(*case, dps=args.dps, step=mpmath.mpf(str(step)))
             error = np.abs(jac - exact)
             # the central difference of mpmath.diff is itself off by about step² |f^(3)|/6
-            resolution = args.step**2 * np.abs(third) / 6 + 1e-15
+            resolution = step**2 * np.abs(third) / 6 + 1e-15
             line += (f"  |J - mpmath| = {error.max():.1e} (reference's step error {resolution.max():.1e}; "
                      f"bound {bound.max():.1e}, bound below error beyond the reference's resolution: "
                      f"{int(np.sum(error > bound + 2 * resolution))}; {time.process_time() - start:.0f} s CPU)")

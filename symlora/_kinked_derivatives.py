@@ -102,6 +102,7 @@ def one_sided_terms(expr, variables) -> list:
         groups[key] = groups.get(key, sp.S.Zero) + rest
     terms = []
     for deltas, rest in groups.items():
+        rest = _on_its_kinks(rest, deltas, variables)
         steps = [h for h in rest.atoms(sp.Heaviside) if h.has(*variables)]
         forms = {}
         for h in steps:
@@ -118,6 +119,25 @@ def one_sided_terms(expr, variables) -> list:
             if piece != 0:
                 terms.append((piece, tuple(zip(ordered, sides)), deltas))
     return terms
+
+
+def _on_its_kinks(coefficient, deltas, variables):
+    """``c(X)`` of ``c(X) δ(l(X))`` taken on ``l = 0``, where it is continuous.
+
+    A step of the delta's own kink may stand in ``c`` only where its factor
+    vanishes there (``(λ - b) H(λ - b) δ(λ - b) = 0``, a shifted ReLU's
+    ``σ σ''``); a step left standing alone has no value on its kink.
+    """
+    for form, order in deltas:
+        point = _on_kink(form, variables) if order == 0 else None
+        if not point:
+            continue
+        marker = sp.Dummy("step_on_kink")
+        same = {h: marker for h in coefficient.atoms(sp.Heaviside) if _kink_form(h.args[0], variables)[0] == form}
+        coefficient = coefficient.xreplace(same).subs(point)
+        if coefficient.has(marker):
+            raise NotIntegrableError(f"cannot integrate a step times a Dirac delta on the same kink {form} = 0")
+    return coefficient
 
 
 def differentiate_terms(terms, symbol, variables) -> list:

@@ -31,12 +31,36 @@ import sympy as sp
 
 from . import _symbols as S
 from ._expectation import gaussian_expectation
+from ._node import GaussianExpectation
+from ._ode_system import ExpectationForm
 from ._statistics import STAR, geometry, increments, orthogonal_norm2, overlaps
 
-__all__ = ["EXPECTATION_SYMBOLS", "drift_expectations", "ode_structure", "assemble_ode", "stable_form"]
+__all__ = ["EXPECTATION_SYMBOLS", "FIELD_COVARIANCE", "drift_integrands", "drift_expectations", "expectation_form", "ode_structure", "assemble_ode", "stable_form"]
 
 #: The symbols standing for ``A_λ``, ``A_ν`` and ``E[G²] + Δ E[σ'(λ)²]`` in :func:`ode_structure`.
 EXPECTATION_SYMBOLS = (sp.Symbol("A_lambda"), sp.Symbol("A_nu"), sp.Symbol("G2"))
+
+
+def drift_integrands(student, teacher) -> dict:
+    """The integrands of the four expectations of the ODE, functions of ``(λ, ν)``.
+
+    Returns
+    -------
+    dict
+        ``{"A_lambda": ∂_λ G, "A_nu": ∂_ν G, "G2": G², "S2": σ'(λ)²}``.
+    """
+    lam, nu = S.lam, S.nu
+    G = (student(lam) - teacher(nu)) * student.derivative_at(lam)
+    return {
+        "A_lambda": student.derivative_at(lam) ** 2 + (student(lam) - teacher(nu)) * student.derivative_at(lam, 2),
+        "A_nu": -teacher.derivative_at(nu) * student.derivative_at(lam),
+        "G2": G**2,
+        "S2": student.derivative_at(lam) ** 2,
+    }
+
+
+#: The covariance of ``(λ, ν)`` in the symbols ``Q``, ``R``.
+FIELD_COVARIANCE = sp.ImmutableMatrix([[S.Q, S.R], [S.R, 1]])
 
 
 def drift_expectations(student, teacher) -> dict:
@@ -48,17 +72,24 @@ def drift_expectations(student, teacher) -> dict:
         ``{"A_lambda": E[∂_λ G], "A_nu": E[∂_ν G], "G2": E[G²],
         "S2": E[σ'(λ)²]}``, exact closed forms or containing quadrature nodes.
     """
-    lam, nu = S.lam, S.nu
-    G = (student(lam) - teacher(nu)) * student.derivative_at(lam)
-    dG_dlam = student.derivative_at(lam) ** 2 + (student(lam) - teacher(nu)) * student.derivative_at(lam, 2)
-    dG_dnu = -teacher.derivative_at(nu) * student.derivative_at(lam)
-    cov = [[S.Q, S.R], [S.R, 1]]
-    return {
-        "A_lambda": gaussian_expectation(dG_dlam, [lam, nu], cov),
-        "A_nu": gaussian_expectation(dG_dnu, [lam, nu], cov),
-        "G2": gaussian_expectation(G**2, [lam, nu], cov),
-        "S2": gaussian_expectation(student.derivative_at(lam) ** 2, [lam, nu], cov),
-    }
+    return {name: gaussian_expectation(integrand, [S.lam, S.nu], FIELD_COVARIANCE)
+            for name, integrand in drift_integrands(student, teacher).items()}
+
+
+def expectation_form(student, teacher, structure: dict, noise, pretraining: str, rank: int) -> ExpectationForm:
+    """:func:`ode_structure` with its expectations unevaluated, for the Jacobian (see :class:`ExpectationForm`)."""
+    integrands = drift_integrands(student, teacher)
+
+    def unevaluated(name):
+        return GaussianExpectation(sp.Lambda((S.lam, S.nu), integrands[name]), FIELD_COVARIANCE)
+
+    Al, An, G2 = EXPECTATION_SYMBOLS
+    return ExpectationForm(
+        structure=tuple(structure[state] for state in geometry(pretraining, rank).states),
+        expectations=((Al, unevaluated("A_lambda")), (An, unevaluated("A_nu")),
+                      (G2, unevaluated("G2") + noise * unevaluated("S2"))),
+        overlaps=((S.P, orthogonal_norm2(pretraining, rank)), (S.R, overlaps(pretraining, rank)[S.R])),
+    )
 
 
 def ode_structure(pretraining: str, rank: int, lr, batch) -> dict:

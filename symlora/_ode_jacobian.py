@@ -17,6 +17,12 @@ do not depend on the state: they are derived once per node and shared by
 every entry of the Jacobian.  What remains without closed form stays a
 quadrature node with its own error bound.
 
+A :class:`~symlora.LoRAModel` system keeps its expectations unevaluated
+(:class:`~symlora._ode_system.ExpectationForm`); each is differentiated in one
+piece, before the engine splits it into closed forms and a quadrature node
+whose derivatives are singular at ``u = 0`` one by one (docs/theory.md §3.5).
+Other systems have each node of the right-hand side differentiated.
+
 Why Price and not a first-order (Stein) form: ``∂E/∂Σ = ½ E[∇f Xᵀ] Σ^{-1}``
 moves only one derivative onto ``f``, but it divides by the conditional
 variance ``P = Q - R² = u²(1 - m²)``, which vanishes at the fixed point
@@ -30,9 +36,12 @@ import functools
 
 import sympy as sp
 
-from ._kinked_derivatives import differentiate_terms, expectation_of_terms, one_sided_terms
+from . import _symbols as S
+from ._expectation import gaussian_expectation
+from ._kinked_derivatives import differentiate_terms, expectation_of_terms, merge_nodes, one_sided_terms
 from ._node import GaussianExpectation
-from ._ode_system import ODESystem
+from ._ode_derivation import stable_form
+from ._ode_system import ExpectationForm, ODESystem
 
 __all__ = ["jacobian_expressions", "node_gradient"]
 
@@ -99,9 +108,57 @@ def jacobian_expressions(system: ODESystem) -> sp.Matrix:
     if key not in system._cache:
         if system.exact:
             system._cache[key] = system.jacobian()
+        elif system.expectation_form is not None:
+            system._cache[key] = _through_expectations(system.expectation_form, system.states)
         else:
             system._cache[key] = _chain_rule(system.inlined_rhs, system.states)
     return system._cache[key]
+
+
+def _through_expectations(form: ExpectationForm, states) -> sp.Matrix:
+    r"""The Jacobian of ``form.structure``, each expectation differentiated in one piece.
+
+    ``∂E[F]/∂s = ½ E[∂_λ² F] ∂Q/∂s + E[∂_λ ∂_ν F] ∂R/∂s`` on the whole
+    integrand ``F`` (Price): the engine's split of ``E[F]`` into closed forms
+    and a quadrature node would give each piece a term of order
+    ``P^{-1/2}`` (``E[δ(λ) δ(ν)]``, the slope of an orthant probability) that
+    cancel only in the sum, so that at ``P = 0`` (``u = 0``) the sum reads
+    ``∞ - ∞``; whole, a ``C¹`` student's jump terms cancel symbolically
+    (:mod:`symlora._kinked_derivatives`) before anything is evaluated.
+    Values and gradients are brought to the numerically stable form in ``P``
+    and ``R`` (:func:`~symlora._ode_derivation.stable_form`) before the
+    states are substituted.
+    """
+    values_in_states = dict(form.overlaps)
+    q_in_states = values_in_states[S.P] + values_in_states[S.R] ** 2
+
+    def in_states(expr):
+        return _vanishing_where_degenerate(stable_form(expr)).xreplace(values_in_states)
+
+    values, slopes = {}, {}
+    for symbol, expectation in form.expectations:
+        nodes = sorted(expectation.atoms(GaussianExpectation), key=sp.default_sort_key)
+        evaluated = {node: gaussian_expectation(node.integrand.expr, node.variables, node.covariance)
+                     for node in nodes}
+        values[symbol] = in_states(expectation.xreplace(evaluated))
+        gradient_q, gradient_r = sp.S.Zero, sp.S.Zero
+        for node in nodes:
+            coefficient = expectation.coeff(node)
+            by_q, by_r = node_gradient(node, (S.Q, S.R))
+            gradient_q += coefficient * by_q
+            gradient_r += coefficient * by_r
+        gradient_q, gradient_r = in_states(merge_nodes(gradient_q)), in_states(merge_nodes(gradient_r))
+        slopes[symbol] = [gradient_q * sp.diff(q_in_states, s) + gradient_r * sp.diff(values_in_states[S.R], s)
+                          for s in states]
+    jac = sp.zeros(len(states), len(states))
+    for i, rhs in enumerate(form.structure):
+        for j, s in enumerate(states):
+            entry = sp.diff(rhs, s)
+            for symbol, slope in slopes.items():
+                if rhs.has(symbol):
+                    entry += sp.diff(rhs, symbol) * slope[j]
+            jac[i, j] = entry.xreplace(values)
+    return jac
 
 
 def _chain_rule(rhs, states) -> sp.Matrix:
@@ -119,3 +176,48 @@ def _chain_rule(rhs, states) -> sp.Matrix:
                     entry += sp.diff(r, p) * gradient[j]
             jac[i, j] = entry.xreplace(back)
     return jac
+
+
+def _vanishing_where_degenerate(expr):
+    r"""``exp(-c/P) P^{-k/2} -> 0`` at ``P = 0`` (``c > 0`` there), written so that ``P = 0`` is never divided by.
+
+    Two deltas on kinks that do not meet on the line the fields collapse to
+    at ``P = 0`` (``δ(λ - b) δ(ν)``, ``λ = Rν`` there) give the density of a
+    variance-``P`` Gaussian away from its mean, ``∝ exp(-c/P) P^{-1/2}``: its
+    limit is exactly 0, but ``P = 0`` evaluates to ``0 · ∞``.  The factor
+    becomes ``Piecewise((0, P = 0), (factor(P'), True))`` with
+    ``P' = P + [P = 0]``: generated code evaluates every branch, and the
+    unused one then never divides by zero; the same numbers for ``P > 0``,
+    the limit at ``P = 0``.
+
+    Examples
+    --------
+    >>> f = _vanishing_where_degenerate(sp.exp(-1 / (8 * S.P)) / sp.sqrt(S.P))
+    >>> f.subs(S.P, 0), f.subs(S.P, 2) == sp.exp(-sp.Rational(1, 16)) / sp.sqrt(2)
+    (0, True)
+    """
+    P = S.P
+
+    def is_decaying(factor):
+        # exp(-c/P) with c non-negative and not identically zero at P = 0 (c ∝ R² vanishes only where
+        # Q = P + R² = 0 too: the student's field is then identically zero)
+        if not (isinstance(factor, sp.exp) and factor.args[0].has(P)):
+            return False
+        rate = sp.cancel(sp.cancel(-factor.args[0] * P).subs(P, 0))
+        return bool(rate.is_nonnegative) and rate.is_zero is not True and not rate.has(P)
+
+    def rewrite(term):
+        decaying = [f for f in term.args if is_decaying(f)]
+        if not decaying:
+            return term
+        singular = [f for f in term.args if f.is_Pow and f.base == P and f.exp.is_negative]
+        factor = sp.Mul(*decaying, *singular)
+        rest = sp.Mul(*[f for f in term.args if f not in decaying and f not in singular])
+        degenerate = sp.Eq(P, 0)
+        # P + [P = 0]: a sum, so that SymPy does not distribute the branches into the factor
+        safe = factor.xreplace({P: P + sp.Piecewise((sp.S.One, degenerate), (sp.S.Zero, True))})
+        return rest * sp.Piecewise((sp.S.Zero, degenerate), (safe, True))
+
+    if not expr.has(sp.exp):
+        return expr
+    return expr.replace(lambda e: e.is_Mul and any(is_decaying(f) for f in e.args), rewrite)

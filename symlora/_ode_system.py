@@ -6,7 +6,35 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-__all__ = ["ODESystem", "inline_definitions"]
+__all__ = ["ODESystem", "ExpectationForm", "inline_definitions"]
+
+
+@dataclass(frozen=True)
+class ExpectationForm:
+    r"""The right-hand sides as written before their Gaussian expectations were evaluated.
+
+    The expectation engine splits ``E[F]`` into closed forms plus a
+    quadrature node for the rest; both pieces may be singular where the
+    covariance degenerates (``P = Q - R² = 0``, the line ``u = 0``) although
+    ``E[F]`` is smooth there.  The Jacobian (:mod:`symlora._ode_jacobian`)
+    therefore differentiates the unevaluated ``E[F]`` in one piece.
+
+    Attributes
+    ----------
+    structure : tuple of sympy.Expr
+        One right-hand side per state, in the states, the parameters and the
+        symbols of ``expectations``.
+    expectations : tuple of (sympy.Symbol, sympy.Expr)
+        Each symbol's value: a linear combination of unevaluated
+        :class:`~symlora.GaussianExpectation` nodes over ``(λ, ν)`` with
+        covariance ``[[Q, R], [R, 1]]`` (the symbols ``Q``, ``R``).
+    overlaps : tuple of (sympy.Symbol, sympy.Expr)
+        ``((P, P(states)), (R, R(states)))`` with ``P = Q - R²``.
+    """
+
+    structure: tuple
+    expectations: tuple
+    overlaps: tuple
 
 
 @dataclass(frozen=True)
@@ -35,6 +63,10 @@ class ODESystem:
         systems structured (a committee's right-hand side is a few matrices
         of expectations combined by sums over units, see
         :mod:`symlora.two_layer`); :attr:`inlined_rhs` substitutes them.
+    expectation_form : ExpectationForm or None
+        The right-hand sides before their expectations were evaluated
+        (:class:`LoRAModel` systems); the Jacobian of a system with
+        quadrature nodes is taken through it.
     """
 
     states: tuple
@@ -43,6 +75,7 @@ class ODESystem:
     exact: bool = True
     name: str = ""
     definitions: tuple = ()
+    expectation_form: ExpectationForm | None = None
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self):
@@ -64,6 +97,8 @@ class ODESystem:
                 raise ValueError(f"definition {symbol} uses {', '.join(sorted(map(str, early)))} before it is "
                                  "defined (or they are neither states nor parameters)")
             allowed.add(symbol)
+        if self.expectation_form is not None and not isinstance(self.expectation_form, ExpectationForm):
+            raise TypeError(f"expectation_form must be an ExpectationForm, got {type(self.expectation_form).__name__}")
         for r in self.rhs:
             if not isinstance(r, sp.Basic):
                 raise TypeError(f"right-hand sides must be SymPy expressions, got {r!r}")

@@ -1,7 +1,8 @@
 """Integrating a :class:`~symlora.LoRAModel`: its parameters, initial states, escape statistic, slope fits.
 
 The model-facing side of the integrator layer (:mod:`symlora._integrate`
-integrates any compiled :class:`~symlora.ODESystem`): which statistic an
+integrates any compiled :class:`~symlora.ODESystem`, :mod:`symlora._escape_time`
+times its escapes): which statistic an
 escape is read from at rank ``r``, where the other statistics start, a
 and a horizon from the linear theory (docs/theory.md §4).
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._integrate import EscapeResult, _check_eps, escape_time, integrate
+from ._escape_time import EscapeResult, escape_time
+from ._integrate import integrate
+from ._integration_inputs import _check_eps
 from ._validate import MU_MAX, as_float_array, check_mu
 
 __all__ = ["escape_statistic", "integrate_model", "escape_time_model", "default_horizon"]

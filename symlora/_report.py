@@ -27,7 +27,7 @@ from ._figures import STYLES, describe_number, finish_axes, format_number, plot_
 from ._figures import pyplot as _pyplot
 from ._figures import write_csv as _write_csv
 from ._general_report import tau_plane_section
-from ._integrate import fit_escape_slope
+from ._escape_time import fit_escape_slope
 from ._theory import THEORY_FILE, copy_theory, section_link
 from .simulate import compare_with_ode, escape_slope, simulate_sgd
 from .models import DEFAULT_PAIRS, model as pair_model

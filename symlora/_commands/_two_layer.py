@@ -166,7 +166,7 @@ def two_layer_escape(model, args, eps, t_max, max_steps):
     statistic starts at 0); the run escapes when ``max_j |M_1j|`` reaches the
     threshold.  Asymptotically ``T = (τ/η) log(1/eps) + const``.
     """
-    from .._integrate import escape_time
+    from .._escape_time import escape_time
 
     values = _values(model, args.mu)
     vector = model.linearization().unstable_direction(**values)

@@ -46,7 +46,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from .._integrate import fit_escape_slope
+    from .._escape_time import fit_escape_slope
 
     eps = np.asarray(args.eps, dtype=float)
     if np.any(eps <= 0) or np.any(eps >= args.threshold):

@@ -23,28 +23,40 @@ coordinate).  With ``v_0`` uniform on the sphere ``ξ_0 = m_0`` has variance
 exactly ``1/d`` (its law is Gaussian up to ``O(1/d)``), so
 ``ξ_eff ~ N(0, F/d)``; with a given ``m_0``, ``ξ_eff ~ N(m_0, (F-1)/d)``.
 
-The escape time is ``T(|ξ_eff|)``, where ``T(ε)`` is the ODE escape time from
-``(ε, 0)`` (the ODE is odd under ``(m, u) → (-m, -u)``), computed once on a
-grid of ``ε`` by the package's integrator and extended below the grid by its
-exact linear-regime form ``T(ε) = T(ε_min) + (τ/η) log(ε_min/ε)``.  Mean,
-standard deviation, quantiles and the distribution function follow by
-quadrature in ``y = log|ξ_eff|`` (no sampling).
+The noise acting after the start, and the fixed-point noise itself, are
+carried by the one-dimensional escape diffusion of
+:mod:`symlora._escape_diffusion`: the coordinate ``y = L e^{-κT(X)}``
+(``T`` the ODE time-to-go) obeys an SDE whose coefficients, evaluated on
+the deterministic path, are exact to first order in ``1/d``
+(:mod:`symlora._path_noise`: the drag of the transverse fluctuations on a
+curved drift, the multiplicative ``m``-noise ``∝ u²``), and its first
+passage to ``y = L`` is solved exactly.  Near the saddle it is the
+Ornstein–Uhlenbeck process above, so it contains the effective start; the
+fluctuation along the path is kept to all orders, which matters where
+``λ_+`` is small and the noise large (``x`` against ``x²`` at ``μ = 0.3``,
+``η = 1``, ``d = 250``: standard deviation 19.9 against 20.4 ± 0.2 simulated,
+where adding the first-order variance ``C_2/d`` to the effective start gave
+17.5).
 
-The noise acting after the start is kept to first order in ``1/d``
-(:mod:`symlora._path_noise`): given ``ξ_eff`` the escape time has mean
-``T + C_1(ξ_eff)/d`` and an extra variance ``C_2(ξ_eff)/d`` (Itô's formula
-for ``T(X_t)`` along the deterministic path: the drag of the transverse
-fluctuations on a curved drift, e.g. the renormalisation term ``∝ u²m``
-averaged over the noise of ``u``, and the multiplicative ``m``-noise
-``∝ u²``).  These grow like ``log(1/ξ)``, so their effect is of order
-``(log d)/d`` but with a large prefactor where ``λ_+`` is small or ``V``
-large (e.g. ``x`` against ``x²`` at ``μ = 0.2``: +10 time units at
-``d = 500``, 6 % of the mean).  Neglected: ``O(d^{-2})`` terms, the
-non-Gaussian tail of ``m_0``.  For drifts with a kink at ``u = 0`` (ReLU's
-``u|u|``) the first-order expansion is not uniform and is left out (the
-effective start alone, validated for ReLU at ``d = 250 … 4000``).
+The noise at the saddle also depends on the transverse fluctuation of
+``u`` (the ``m``-noise ``∝ u²``): it adds a variance ``Δ`` and a fourth
+cumulant ``κ_4`` to ``ξ_eff``, both of order ``1/d²``, which move the mean
+by order ``1/d`` since ``ξ_eff ∼ d^{-1/2}``
+(:mod:`symlora._saddle_noise`).  They enter as a first-order (Edgeworth)
+correction of the start: the expectation of a function ``h`` of the start
+becomes ``E[h] + (Δ/2) E[∂²h] + (κ_4/24) E[∂⁴h]``; for ``m_0 ~ N(0, 1/d)``
+this is a reweighting by Hermite polynomials, for a fixed ``m_0`` five-point
+differences over half the noise scale ``(q/(2κd))^{1/2}``.
+
+Neglected: ``O(d^{-2})`` terms, the non-Gaussian tail of ``m_0``.  For
+drifts with a kink at ``u = 0`` (ReLU's ``u|u|``) the first-order expansion
+is not uniform and is left out: the diffusion then carries the fixed-point
+noise alone (the effective start, validated for ReLU at ``d = 250 … 10^5``).
 The fixed-point escape time scale is ``(τ/(2η)) log d``; the spread is
-``O(τ/η)`` and independent of ``d``.
+``O(τ/η)`` and independent of ``d``.  Where the first-order saddle terms are
+not small against the start's variance (``Δ/s² > 0.25`` or excess kurtosis
+``κ_4/s⁴ > 0.5``, ``s² = F/d``), ``settings["uncertain_d"]`` lists those
+``d`` and the derivation says so.
 
 Where ``a(μ) = 0`` see :mod:`symlora._critical`.
 """
@@ -56,14 +68,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.interpolate import CubicSpline
-from scipy.special import ndtr
 
 __all__ = ["EscapePrediction", "predict_escape", "effective_start_factor"]
 
-#: Quadrature grid in y = log|ξ| relative to log of the spread (trapezoid; the
-#: density decays like e^y below and like exp(-e^{2y}/2) above).
-_Y = np.linspace(-40.0, 4.0, 8001)
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
@@ -180,88 +187,53 @@ def fixed_point_noise(model, mu) -> float:
     return _high_precision(sp.sympify(entry).subs(S.mu, sp.nsimplify(mu)), 20)[0]
 
 
-def _escape_map(model, mu, threshold, tau_eta):
-    """ODE escape time ``T(ε)`` from ``(ε, 0)`` and the ``1/d`` corrections ``C_1``, ``C_2``, as functions of ``log ε``.
-
-    ``T`` comes from the package's integrator on a log grid; ``C_1``, ``C_2``
-    (:func:`symlora._path_noise.escape_path_corrections`) are smooth in
-    ``log ε`` and need fewer points.  Below the grids all three are
-    extended by their linear-regime form, linear in ``log ε`` (slope
-    ``τ/η`` for ``T``; for ``C_1``, ``C_2`` the slope of the last interval).
-    """
+def _ode_escape_map(model, mu, threshold):
+    """ODE escape time ``T(ε)`` from ``(ε, 0)`` on a log grid of ``ε`` (``None`` if some start does not escape)."""
     eps = np.geomspace(1e-9, 0.6 * threshold, 40)
     result = model.escape_time(mu, eps, threshold=threshold)
-    if not np.all(result.escaped):
-        return None, eps, result
-    from ._path_noise import drift_has_kink, escape_path_corrections
-
-    # the adjoint integration loses accuracy like 1/ε² (its growing mode): start at 1e-3, extend linearly
-    eps_c = np.geomspace(1e-3, 0.6 * threshold, 7)
-    if drift_has_kink(model, mu):
-        # the first-order path noise is not uniform across a kink (see _path_noise): effective start only
-        C1 = C2 = np.zeros_like(eps_c)
-    else:
-        C1, C2 = escape_path_corrections(model, mu, threshold, eps_c)
-    if not (np.all(np.isfinite(C1)) and np.all(np.isfinite(C2))):
-        return None, eps, result
-
-    def extended(x, values, slope):
-        spline = CubicSpline(np.log(x), values)
-        lo, hi = math.log(x[0]), math.log(x[-1])
-
-        def function(log_eps):
-            log_eps = np.asarray(log_eps, dtype=float)
-            inside = spline(np.clip(log_eps, lo, hi))
-            return np.where(log_eps < lo, values[0] + slope * (lo - log_eps), inside)
-
-        return function
-
-    log_c = np.log(eps_c)
-    T_inner = extended(eps, result.time, tau_eta)
-    C1_of = extended(eps_c, C1, (C1[0] - C1[1]) / (log_c[1] - log_c[0]))
-    C2_of = extended(eps_c, C2, (C2[0] - C2[1]) / (log_c[1] - log_c[0]))
-    top = math.log(eps[-1])
-
-    def T(log_eps, d):
-        """Mean escape time given the effective start, and the variance the later noise adds."""
-        log_eps = np.asarray(log_eps, dtype=float)
-        # above the grid (|ξ| ~ threshold, probability ~ exp(-d)): the escape is immediate
-        mean = np.where(log_eps > top, 0.0, T_inner(log_eps) + C1_of(log_eps) / d)
-        return np.maximum(mean, 0.0), np.maximum(C2_of(log_eps) / d, 0.0)
-
-    return T, eps, result
+    return (eps if np.all(result.escaped) else None), result
 
 
-def _log_abs_density(scale, m0):
-    """Density of ``y = log|ξ|`` on ``log(scale) + _Y`` for ``ξ ~ N(m0, scale²)``."""
-    y = math.log(scale) + _Y
-    r = np.exp(y)
-    z0 = 0.0 if m0 is None else m0 / scale
-    dens = (np.exp(-0.5 * (r / scale - z0) ** 2) + np.exp(-0.5 * (r / scale + z0) ** 2)) / math.sqrt(2 * math.pi)
-    return y, dens * r / scale
+def _starts(eps, times, path, m0, d, Delta, kappa4):
+    """Starting points ``y_0`` of the escape diffusion and their (signed) weights.
+
+    ``y_0 = L e^{-κT(m_0)}`` with ``T`` the ODE time from ``(m_0, 0)`` (below
+    the grid ``T`` is extended by its linear-regime slope ``1/κ``, i.e.
+    ``y_0 = m_0``).  The weights carry the start law with the first-order
+    saddle corrections ``(Δ/2)∂² + (κ_4/24)∂⁴`` (module notes).
+    """
+    log_eps = np.log(eps)
+
+    def y_of(m):
+        m = np.abs(np.asarray(m, dtype=float))
+        log_m = np.log(np.maximum(m, 1e-300))
+        T = np.interp(log_m, log_eps, times) + np.where(log_m < log_eps[0], (log_eps[0] - log_m) / path.kappa, 0.0)
+        return np.where(m >= eps[-1] / 0.6, path.L, np.minimum(path.L * np.exp(-path.kappa * T), path.L))
+
+    if m0 is None:
+        # m0 = z/√d, z ~ N(0, 1) folded onto z ≥ 0; Hermite reweighting: φ'' = He2 φ, φ'''' = He4 φ (per unit z)
+        z = np.linspace(0.0, 9.0, 4001)
+        weight = 2 * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) * np.gradient(z)
+        weight[0] /= 2
+        weight = weight * (1 + Delta * d / 2 * (z**2 - 1) + kappa4 * d**2 / 24 * (z**4 - 6 * z**2 + 3))
+        return y_of(z / math.sqrt(d)), weight
+    # five-point differences in m0 over half the noise scale of the saddle
+    step = 0.5 * math.sqrt(path.q / (2 * path.kappa * d))
+    second = np.array([-1.0, 16.0, -30.0, 16.0, -1.0]) / (12 * step**2)
+    fourth = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / step**4
+    weight = np.array([0.0, 0.0, 1.0, 0.0, 0.0]) + Delta / 2 * second + kappa4 / 24 * fourth
+    return y_of(m0 + step * np.arange(-2, 3)), weight
 
 
-def _moments(T, y, dens, d):
-    """Mean, standard deviation and distribution function of ``T(|ξ|) + C_1/d + N(0, C_2/d)``."""
-    w = dens * np.gradient(y)
-    w /= w.sum()
-    t, extra = T(y, d)
-    mean = float(np.sum(w * t))
-    std = float(math.sqrt(max(np.sum(w * ((t - mean) ** 2 + extra)), 0.0)))
-    keep = w > 1e-14 * w.max()
-    t, sd, w = t[keep], np.sqrt(extra[keep]), w[keep] / w[keep].sum()
-    # the distribution function as a mixture of normals, on a coarser set of starts (memory: grid × starts)
-    if t.size > 2000:
-        size = t.size // 4 * 4
-        w4 = w[:size].reshape(-1, 4)
-        t = (w4 * t[:size].reshape(-1, 4)).sum(axis=1) / np.maximum(w4.sum(axis=1), 1e-300)
-        sd = sd[:size].reshape(-1, 4).max(axis=1)
-        w = w4.sum(axis=1) / w4.sum()
-    grid = np.linspace(max(t.min() - 8 * sd.max(), 0.0), t.max() + 8 * sd.max(), 2001)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (grid[:, None] - t[None, :]) / sd[None, :]
-    cdf = np.where(sd[None, :] > 0, ndtr(z), (grid[:, None] >= t[None, :]).astype(float)) @ w
-    return mean, std, grid, np.clip(cdf, 0.0, 1.0)
+def _distribution(diffusion, y0, weight):
+    """Mean, standard deviation, time grid and distribution function of the escape from the weighted starts."""
+    first, second = diffusion.moments(y0)
+    mean = float(weight @ first)
+    std = math.sqrt(max(float(weight @ second) - mean**2, 0.0))
+    t = np.linspace(0.0, mean + 12 * std, 1501)
+    cdf = 1 - diffusion.survival(y0, weight, t)
+    # the signed first-order weights can leave ripples of their own order: keep a distribution function
+    return mean, std, t, np.clip(np.maximum.accumulate(cdf), 0.0, 1.0)
 
 
 def predict_escape(model, mu, d, threshold=0.5, m0=None):
@@ -342,38 +314,73 @@ def predict_escape(model, mu, d, threshold=0.5, m0=None):
     tau = float(coeffs["tau"])
     F = float(effective_start_factor(a, b, V, eta, B))
     settings.update({"tau": tau, "F": F})
-    T, eps, result = _escape_map(model, mu, threshold, tau / eta)
-    if T is None:
+    eps, result = _ode_escape_map(model, mu, threshold)
+    path = None
+    if eps is not None:
+        from ._path_noise import drift_has_kink, escape_path
+
+        kinked = drift_has_kink(model, mu)
+        path = escape_path(model, mu, threshold, with_noise=not kinked)
+    if path is None:
         from ._plateau import plateau_prediction
 
         return plateau_prediction(model, mu, ds, threshold, settings, result)
-    means, stds, quants, cdfs = [], [], {q: [] for q in _QUANTILES}, {}
+    from ._escape_diffusion import EscapeDiffusion
+    from ._path_noise import _numeric_model
+    from ._saddle_noise import saddle_cumulants
+
+    _, jacobian, diffusion_matrix = _numeric_model(model, mu)
+    J0 = jacobian(np.zeros(2))
+    settings.update({"L": path.L, "C1": path.C1, "C2": path.C2, "kinked": kinked})
+    means, stds, quants, cdfs, shifts, kurtoses, large = [], [], {q: [] for q in _QUANTILES}, {}, [], [], []
     for dim in ds:
-        var = (F - 1) / dim if m0 is not None else F / dim
-        y, dens = _log_abs_density(math.sqrt(var), m0)
-        mean, std, grid, cdf_values = _moments(T, y, dens, int(dim))
+        dim = int(dim)
+        # the transverse saddle noise needs the smooth expansion of D at 0, which a kink does not have
+        Delta, kappa4 = (0.0, 0.0) if kinked else saddle_cumulants(J0, diffusion_matrix, dim)
+        start_variance = F / dim
+        shifts.append(Delta / start_variance)
+        kurtoses.append(kappa4 / start_variance**2)
+        y0, weight = _starts(eps, result.time, path, m0, dim, Delta, kappa4)
+        # a fixed start away from the saddle leaves the linear regime before the saddle noise has acted
+        away = m0 is not None and abs(m0) > math.sqrt((F - 1) / dim)
+        mean, std, grid, cdf_values = _distribution(EscapeDiffusion(path, dim), y0, weight)
         means.append(mean)
         stds.append(std)
         for q in _QUANTILES:
             quants[q].append(float(np.interp(q, cdf_values, grid)))
-        cdfs[int(dim)] = (grid, cdf_values)
+        cdfs[dim] = (grid, cdf_values)
+        large.append(shifts[-1] > 0.25 or abs(kurtoses[-1]) > 0.5 or (away and shifts[-1] > 0.05))
 
     def cdf(t, dim):
         t_sorted, p_sorted = cdfs[dim]
         return np.interp(t, t_sorted, p_sorted, left=0.0, right=1.0)
 
     means = np.array(means)
+    uncertain = [int(v) for v, flag in zip(ds, large) if flag]
+    settings.update({"saddle_variance_shift": [float(v) for v in shifts],
+                     "saddle_excess_kurtosis": [float(v) for v in kurtoses],
+                     "uncertain_d": uncertain})
     slope = tau / (2 * eta)
     constant = float(np.median(means - slope * np.log(ds)))
     start = "v0 uniform on the sphere, m0 ~ N(0, 1/d)" if m0 is None else f"m0 = {m0:g}"
     law = f"log: mean t_esc ≈ {slope:.6g} log d + {constant:.4g}" if m0 is None else (
-        f"log: ODE from the effective start (m0 = {m0:g} plus u-noise)")
+        f"log: escape diffusion from m0 = {m0:g} (u-noise at the saddle and along the path)")
+    path_noise = ("the fixed-point noise alone (the drift has a kink at u = 0: the first-order path terms are not "
+                  "uniform there)" if kinked else
+                  f"the first-order noise along the path (C1 = {path.C1:.5g}, C2 = {path.C2:.5g} from ξ = 1e-3)")
     derivation = (
         f"a = {a:.6g} ≠ 0: linear escape. {start}, u0 = 0. The noise of u (D_uu = η²V/B, V = {V:.6g}) projected "
         f"on the unstable direction ξ = m + (λ+/a) u shifts the start: ξ_eff = m0 + N(0, (F-1)/d), "
-        f"F = 1 + ηλ+V/(2a²B) = {F:.6g}; then the ODE from (ξ_eff, 0): t_esc = T(|ξ_eff|), τ/η = {tau / eta:.6g}. "
-        "Leading order in d^(-1/2)."
+        f"F = 1 + ηλ+V/(2a²B) = {F:.6g}, τ/η = {tau / eta:.6g}. The coordinate y = L exp(-κT(X)) of the ODE "
+        f"time-to-go T follows a one-dimensional diffusion (L = {path.L:.5g}) carrying {path_noise}; its first "
+        "passage to y = L is solved exactly. The transverse u-fluctuation at the saddle adds a variance Δ and a "
+        "fourth cumulant κ4 to ξ_eff (first order in 1/d for the mean), applied as an Edgeworth correction of the "
+        "start. Neglected: O(1/d²)."
     )
+    if uncertain:
+        derivation += (f" At d = {uncertain} the first-order saddle terms are large (Δ/s² > 0.25 or κ4/s⁴ > 0.5, "
+                       "s² = F/d) or a fixed start lies beyond the saddle's noise scale ((F-1)/d)^(1/2) with "
+                       "Δ/s² > 0.05: the next order may matter, the prediction is uncertain there.")
     return EscapePrediction(
         d=ds, mean=means, std=np.array(stds), quantiles={q: np.array(v) for q, v in quants.items()},
         law=law, status="asymptotic", derivation=derivation, settings=settings, _cdf=cdf,

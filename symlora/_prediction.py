@@ -34,9 +34,9 @@ passage to ``y = L`` is solved exactly.  Near the saddle it is the
 Ornstein–Uhlenbeck process above, so it contains the effective start; the
 fluctuation along the path is kept to all orders, which matters where
 ``λ_+`` is small and the noise large (``x`` against ``x²`` at ``μ = 0.3``,
-``η = 1``, ``d = 250``: standard deviation 19.9 against 20.4 ± 0.2 simulated,
-where adding the first-order variance ``C_2/d`` to the effective start gave
-17.5).
+``η = 1``, ``d = 250``: standard deviation 20.1 against 20.5 ± 0.2 simulated
+with 5000 runs, where adding the first-order variance ``C_2/d`` to the
+effective start gave 17.5).
 
 The noise at the saddle also depends on the transverse fluctuation of
 ``u`` (the ``m``-noise ``∝ u²``): it adds a variance ``Δ`` and a fourth
@@ -265,10 +265,14 @@ def predict_escape(model, mu, d, threshold=0.5, m0=None):
 
     Notes
     -----
-    See the module notes: the effective start ``ξ_eff ~ N(m_0, (F-1)/d)``
-    (``N(0, F/d)`` for a uniform ``v_0``) with ``F = 1 + ηλ_+V/(2a²B)``,
-    then the ODE escape time ``T(|ξ_eff|)``.  Where ``a(μ) = 0`` the law of
-    :func:`symlora._critical.critical_prediction` is used.
+    See the module notes: the first passage of the escape diffusion along
+    the ODE path (which contains the effective start
+    ``ξ_eff ~ N(m_0, (F-1)/d)``, ``F = 1 + ηλ_+V/(2a²B)``, and the noise
+    after it), from ``m_0`` (``N(0, 1/d)`` for a uniform ``v_0``) with the
+    saddle's transverse-noise correction of the start.  ``settings`` holds
+    ``saddle_variance_shift``, ``saddle_excess_kurtosis`` and ``uncertain_d``
+    (the ``d`` where those first-order terms are large).  Where ``a(μ) = 0``
+    the law of :func:`symlora._critical.critical_prediction` is used.
 
     Examples
     --------

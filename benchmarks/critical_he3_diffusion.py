@@ -3,20 +3,32 @@
 The critical-μ law of :mod:`symlora._critical` is derived from the drift of
 the ODE and the order-``1/d`` diffusion of :meth:`LoRAModel.diffusion` alone.
 This script checks that derivation on its own ground, over two decades of
-``d``, by Euler–Maruyama integration of the two-dimensional SDE
+``d`` and more, by integrating the two-dimensional SDE
 
     d(m, u) = f(m, u) dt + (D(m, u)/d)^{1/2} dW
 
-with the package's generated drift ``f`` and diffusion ``D`` (nothing about
-He3 is re-implemented here).  SGD itself (``benchmarks/critical_he3.py``)
-agrees with this SDE only once the per-step gradient noise has summed to a
-Gaussian over one relaxation time of ``u``: the excess kurtosis of the
-stationary ``u`` is about ``κ₄ η b / (B d)`` (``κ₄`` the excess kurtosis of one
-sample's ``g ζ``, 6468 for He3 at μc), i.e. ``1.9·10⁴/d`` at η = 0.5.
+with the package's drift ``f`` and diffusion ``D``, printed by the package's
+one code generator as scalar functions (:func:`symlora._codegen.scalar_function_source`)
+and compiled by numba; nothing about He3 is re-implemented here.  SGD itself
+(``benchmarks/critical_he3.py``) agrees with this SDE only once the per-step
+gradient noise has summed to a Gaussian over one relaxation time of ``u``:
+the excess kurtosis of the stationary ``u`` is about ``κ₄ η b / (B d)``
+(``κ₄`` the excess kurtosis of one sample's ``g ζ``, 6468 for He3 at μc),
+i.e. ``1.9·10⁴/d`` at η = 0.5.
 
-The SDE costs ``t_esc / dt`` vectorised steps (``dt`` = 0.02 by default, a
-bias of about ``η b dt / 2 ≈ 3 %`` on ``⟨u²⟩``; ``--dt`` to check it).
-Results go to ``notebooks/data/critical_he3_diffusion.csv``.  Run niced::
+Schemes (``--scheme``):
+
+* ``exponential`` (default): ``u`` is a fast variable with damping ``η b ≈ 2.9``
+  and a slow ``m``; its step is the exponential Euler step of the local
+  linearisation ``J = ∂f_u/∂u`` (exact for an Ornstein–Uhlenbeck ``u`` at any
+  ``dt``: no ``O(dt)`` bias of ``⟨u²⟩``), with the matching covariance of the
+  noise over the step; ``m`` takes an Euler–Maruyama step.  ``dt`` is then
+  limited by the coupling of ``m`` to ``u²`` only; halving ``dt`` checks it.
+* ``euler``: plain Euler–Maruyama (bias ``≈ η b dt / 2`` on ``⟨u²⟩``).
+
+Each path is integrated to ``|m| >= 0.5`` or to the horizon ``20 d``.  Rows go
+to ``notebooks/data/critical_he3_diffusion.csv`` (one row per scheme, ``dt``
+and ``d``; a rerun replaces its own rows and keeps the others).  Run niced::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/critical_he3_diffusion.py --d 1000 3000 10000 30000 100000
 """
@@ -30,40 +42,117 @@ import time
 from pathlib import Path
 
 import numpy as np
+import sympy as sp
 from critical_he3 import MU_C, fitted_exponent
 
 from symlora import LoRAModel
-from symlora._codegen import compile_ode
+from symlora._codegen import scalar_function_source
 
 DATA = Path(__file__).parent.parent / "notebooks" / "data"
+FIELDS = ["lr", "dt", "d", "runs", "escaped", "sde_mean", "sde_se", "sde_std", "pred_mean", "pred_std", "seconds",
+          "scheme"]
+
+# The integration loop; `drift`, `diffusion` and `damping` are the generated scalar functions of (m, u, mu).
+_LOOP = '''
+def _phi(z):
+    """(e^z - 1)/z, 1 at z = 0."""
+    if abs(z) < 1e-8:
+        return 1.0 + z / 2
+    return math.expm1(z) / z
 
 
-def escape_times(model, d, runs, dt, threshold, seed):
-    """Euler–Maruyama escape times of ``runs`` SDE paths from ``m0 ~ N(0, 1/d)``, ``u0 = 0`` (NaN: not escaped)."""
-    drift = compile_ode(model.ode_system()).rhs
-    diffusion = model.diffusion_function()
-    rng = np.random.default_rng(seed)
-    m = rng.standard_normal(runs) / math.sqrt(d)
-    u = np.zeros(runs)
-    times = np.full(runs, np.nan)
-    active = np.arange(runs)
-    t, scale, horizon = 0.0, math.sqrt(dt / d), 20.0 * d
-    while active.size and t < horizon:
-        x = np.array([m[active], u[active]])
-        f = drift(x, MU_C)
-        D = diffusion(x[0], x[1], MU_C)
-        # Cholesky factor of the 2x2 covariance, column by column (D is positive semi-definite)
-        l11 = np.sqrt(np.maximum(D[0, 0], 0.0))
-        l21 = np.divide(D[0, 1], l11, out=np.zeros_like(l11), where=l11 > 0)
-        l22 = np.sqrt(np.maximum(D[1, 1] - l21**2, 0.0))
-        z1, z2 = rng.standard_normal((2, active.size))
-        m[active] = x[0] + f[0] * dt + scale * l11 * z1
-        u[active] = x[1] + f[1] * dt + scale * (l21 * z1 + l22 * z2)
-        t += dt
-        hit = np.abs(m[active]) >= threshold
-        times[active[hit]] = t
-        active = active[~hit]
+def escape_paths(m0, d, dt, threshold, horizon, mu, seed, exponential):
+    np.random.seed(seed)
+    times = np.full(m0.size, np.nan)
+    for i in range(m0.size):
+        m, u, t = m0[i], 0.0, 0.0
+        while t < horizon:
+            fm, fu = drift(m, u, mu)
+            dmm, dmu, duu = diffusion(m, u, mu)
+            if exponential:
+                z = damping(m, u, mu) * dt
+                p1, p2 = _phi(z), _phi(2 * z)
+            else:
+                p1, p2 = 1.0, 1.0
+            # covariance over the step of (∫dW_m, ∫e^{J(dt-s)} dW_u) scaled by D/d
+            vm, c, vu = dmm * dt / d, dmu * p1 * dt / d, duu * p2 * dt / d
+            l11 = math.sqrt(max(vm, 0.0))
+            l21 = c / l11 if l11 > 0 else 0.0
+            l22 = math.sqrt(max(vu - l21 * l21, 0.0))
+            z1, z2 = np.random.standard_normal(), np.random.standard_normal()
+            m, u = m + fm * dt + l11 * z1, u + fu * p1 * dt + l21 * z1 + l22 * z2
+            t += dt
+            if abs(m) >= threshold:
+                times[i] = t
+                break
     return times
+'''
+
+
+def sde_kernel(model):
+    """numba-compiled ``escape_paths(m0, d, dt, threshold, horizon, mu, seed, exponential)`` for ``model``.
+
+    The drift, the three distinct entries of the diffusion matrix and
+    ``∂f_u/∂u`` are printed from the model's SymPy expressions by
+    :func:`scalar_function_source`; only aligned rank-1 models (states
+    ``m, u``, parameter ``mu``) are supported.
+    """
+    import numba
+
+    system = model.ode_system()
+    if len(system.states) != 2 or len(system.parameters) != 1:
+        raise ValueError(f"the SDE kernel needs states (m, u) and one parameter mu, got {system.states}, "
+                         f"{system.parameters}")
+    m, u = system.states
+    D = model.diffusion()
+    if not all(e.is_polynomial(m, u) for e in D):
+        # closed forms with a removable 0/0 at u = 0 (compile_diffusion moves u off 0); not needed for He3
+        raise ValueError("the SDE kernel supports polynomial diffusion matrices only")
+    args = (m, u) + tuple(system.parameters)
+    source = "\n\n".join([
+        "import math\nimport numpy as np",
+        scalar_function_source("drift", args, list(system.rhs), "drift (f_m, f_u)"),
+        scalar_function_source("diffusion", args, [D[0, 0], D[0, 1], D[1, 1]], "diffusion (D_mm, D_mu, D_uu)"),
+        scalar_function_source("damping", args, sp.diff(system.rhs[1], u), "∂f_u/∂u"),
+        _LOOP,
+    ])
+    namespace = {}
+    exec(compile(source, f"<sde kernel of {model.name}>", "exec"), namespace)  # our own generated source
+    for name in ("drift", "diffusion", "damping", "_phi"):
+        namespace[name] = numba.njit(namespace[name])
+    return numba.njit(namespace["escape_paths"])
+
+
+def escape_times(model, d, runs, dt, threshold, seed, scheme="exponential", kernel=None):
+    """Escape times of ``runs`` SDE paths from ``m0 ~ N(0, 1/d)``, ``u0 = 0`` (NaN: not escaped by ``20 d``)."""
+    kernel = kernel or sde_kernel(model)
+    m0 = np.random.default_rng(seed).standard_normal(runs) / math.sqrt(d)
+    return kernel(m0, float(d), float(dt), float(threshold), 20.0 * d, MU_C, int(seed) % 2**31,
+                  scheme == "exponential")
+
+
+def read_rows(path):
+    """The stored rows (old files have no ``scheme`` column: those were Euler–Maruyama)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [{**row, "scheme": row.get("scheme") or "euler"} for row in csv.DictReader(handle)]
+
+
+def _key(row):
+    return (row["scheme"], float(row["lr"]), float(row["dt"]), int(row["d"]))
+
+
+def write_rows(path, new):
+    """Rows of ``new`` replace stored rows with the same scheme, η, dt and d; the rest is kept."""
+    keys = {_key(r) for r in new}
+    rows = [r for r in read_rows(path) if _key(r) not in keys] + new
+    rows.sort(key=lambda r: (r["scheme"], float(r["lr"]), float(r["dt"]), int(r["d"])))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main(argv=None):
@@ -71,27 +160,29 @@ def main(argv=None):
     parser.add_argument("--d", nargs="+", type=int, default=[1000, 3000, 10000, 30000, 100000])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--lr", type=float, default=0.5)
-    parser.add_argument("--dt", type=float, default=0.02)
+    parser.add_argument("--dt", type=float, default=0.1)
+    parser.add_argument("--scheme", choices=["exponential", "euler"], default="exponential")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=DATA / "critical_he3_diffusion.csv")
     args = parser.parse_args(argv)
     model = LoRAModel("He3", lr=args.lr)
+    start = time.time()
+    kernel = sde_kernel(model)
+    kernel(np.zeros(1), 100.0, args.dt, 0.5, 1.0, MU_C, 0, True)  # compile outside the timed rows
+    print(f"kernel generated and compiled in {time.time() - start:.1f} s", flush=True)
     rows = []
     for d in args.d:
         start = time.time()
-        times = escape_times(model, d, args.runs, args.dt, 0.5, args.seed + d)
+        times = escape_times(model, d, args.runs, args.dt, 0.5, args.seed + d, args.scheme, kernel)
+        seconds = time.time() - start
         escaped = times[np.isfinite(times)]
         prediction = model.predict_escape(MU_C, [d])
         rows.append({"lr": args.lr, "dt": args.dt, "d": d, "runs": args.runs, "escaped": escaped.size,
                      "sde_mean": float(escaped.mean()), "sde_se": float(escaped.std(ddof=1) / math.sqrt(escaped.size)),
                      "sde_std": float(escaped.std(ddof=1)), "pred_mean": float(prediction.mean[0]),
-                     "pred_std": float(prediction.std[0]), "seconds": round(time.time() - start, 1)})
+                     "pred_std": float(prediction.std[0]), "seconds": round(seconds, 1), "scheme": args.scheme})
         print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as handle:  # rewritten after every d: a long run loses nothing
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(args.out, rows)  # after every d: a long run loses nothing
     if len(rows) > 1:
         d = np.array([r["d"] for r in rows], dtype=float)
         p, p_se = fitted_exponent(d, np.array([r["sde_mean"] for r in rows]), np.array([r["sde_se"] for r in rows]))

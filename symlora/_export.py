@@ -3,8 +3,8 @@
 :func:`export_model` writes the ODE, its Jacobian, ``a``, ``b``, ``tau`` and
 an escape-time helper of a model as a module that imports only numpy and
 scipy (run it where SymPy is not installed).  :func:`scalar_function_source`
-prints a scalar function of one variable over the ``math`` module, which
-numba compiles (the SGD simulator's activations).  Both print the same
+prints scalar functions over the ``math`` module, which numba compiles
+(the SGD simulator's activations, the drift-diffusion SDE of the benchmarks).  Both print the same
 conditioned, overflow-free expressions as :mod:`symlora._codegen` compiles.
 """
 
@@ -30,9 +30,9 @@ __all__ = ["export_model", "scalar_function_source"]
 def scalar_function_source(name, arg, expr, doc=""):
     """Python source of ``def name(arg): return expr`` over the ``math`` module.
 
-    The function evaluates one float and uses only ``math`` and builtins, so
+    The function evaluates floats and uses only ``math`` and builtins, so
     numba compiles it in nopython mode; common subexpressions are computed
-    once.  The expression is first put in overflow-free form
+    once (jointly for several outputs).  The expression is first put in overflow-free form
     (:func:`~symlora._safe_rewriting.numerically_safe`): a sigmoid at
     ``-1000`` is ``0.0``, not an ``OverflowError``.  Heaviside steps print as conditional expressions with
     ``H(0) = 1/2``.
@@ -41,10 +41,11 @@ def scalar_function_source(name, arg, expr, doc=""):
     ----------
     name : str
         Function name (a Python identifier).
-    arg : sympy.Symbol
-        The one argument.
-    expr : sympy.Expr
-        Expression in ``arg``.
+    arg : sympy.Symbol or sequence of sympy.Symbol
+        The argument, or the arguments in order.
+    expr : sympy.Expr or sequence of sympy.Expr
+        Expression in ``arg``; a sequence (list, tuple, Matrix) makes the
+        function return a tuple of its values, in order.
     doc : str
         Docstring of the generated function.
 
@@ -65,26 +66,34 @@ def scalar_function_source(name, arg, expr, doc=""):
     >>> print(scalar_function_source("f", t, sp.erf(t) + sp.exp(-t**2)))
     def f(t):
         return math.erf(t) + math.exp(-t**2)
+    >>> s = sp.Symbol("s", real=True)
+    >>> print(scalar_function_source("g", (s, t), [s * t, s + t]))
+    def g(s, t):
+        return (s*t, s + t)
     """
     from sympy.printing.pycode import PythonCodePrinter
 
     if not str(name).isidentifier():
         raise ValueError(f"name must be a Python identifier, got {name!r}")
-    expr = as_expr(expr, "expression")
-    if expr.free_symbols - {arg}:
-        raise ValueError(f"cannot compile {name}: free symbols other than {arg}: {expr.free_symbols - {arg}}")
-    if expr.has(sp.DiracDelta) or expr.atoms(GaussianExpectation):
-        raise ValueError(f"cannot compile {name} = {expr} pointwise (Dirac delta or unevaluated expectation)")
+    args = tuple(arg) if isinstance(arg, (list, tuple)) else (arg,)
+    several = isinstance(expr, (list, tuple, sp.MatrixBase))
+    exprs = [as_expr(e, "expression") for e in (expr if several else [expr])]
+    for e in exprs:
+        if e.free_symbols - set(args):
+            raise ValueError(f"cannot compile {name}: free symbols other than {args}: {e.free_symbols - set(args)}")
+        if e.has(sp.DiracDelta) or e.atoms(GaussianExpectation):
+            raise ValueError(f"cannot compile {name} = {e} pointwise (Dirac delta or unevaluated expectation)")
     # the overflow-free form, in functions the math module has (no logaddexp there)
-    expr = logaddexp_as_elementary(numerically_safe(expr))
+    exprs = [logaddexp_as_elementary(numerically_safe(e)) for e in exprs]
     printer = PythonCodePrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
-    replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("_x"))
-    lines = [f"def {name}({arg}):"]
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_x"))
+    lines = [f"def {name}({', '.join(map(str, args))}):"]
     if doc:
         lines.append(f'    """{doc}"""')
     for sym, sub in replacements:
         lines.append(f"    {sym} = {printer.doprint(sub)}")
-    lines.append(f"    return {printer.doprint(reduced)}")
+    values = [printer.doprint(e) for e in reduced]
+    lines.append(f"    return ({', '.join(values)})" if several else f"    return {values[0]}")
     if printer._not_supported:
         raise ValueError(f"cannot compile {name}: no math-module form of {sorted(map(str, printer._not_supported))}")
     return "\n".join(lines)

@@ -65,6 +65,19 @@ def fitted_exponent(d, t, se=None):
     return float(coef[1]), float(math.sqrt(cov[1, 1])) if se is not None else float("nan")
 
 
+def log_slope(d, t, se=None):
+    """Slope and its standard error of the (weighted) least-squares line of ``t/d`` against ``log d``.
+
+    The law ``t ≈ C d log d + C' d`` is the straight line ``t/d = C log d + C'``: its slope is ``C``.
+    """
+    x, y = np.log(d), np.asarray(t) / d
+    w = np.ones_like(x) if se is None else (d / np.asarray(se)) ** 2
+    X = np.stack([np.ones_like(x), x], axis=1)
+    cov = np.linalg.inv(X.T @ (w[:, None] * X))
+    coef = cov @ X.T @ (w * y)
+    return float(coef[1]), float(math.sqrt(cov[1, 1])) if se is not None else float("nan")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--d", nargs="+", type=int, default=[100, 300, 1000, 3000, 10000])

@@ -40,10 +40,11 @@ import csv
 import math
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import sympy as sp
-from critical_he3 import MU_C, fitted_exponent
+from critical_he3 import MU_C, fitted_exponent, log_slope
 
 from symlora import LoRAModel
 from symlora._codegen import scalar_function_source
@@ -90,12 +91,13 @@ def escape_paths(m0, d, dt, threshold, horizon, mu, seed, exponential):
 
 
 def sde_kernel(model):
-    """numba-compiled ``escape_paths(m0, d, dt, threshold, horizon, mu, seed, exponential)`` for ``model``.
+    """numba-compiled functions of ``model``'s SDE: ``escape_paths``, ``drift``, ``diffusion``, ``damping``.
 
-    The drift, the three distinct entries of the diffusion matrix and
-    ``∂f_u/∂u`` are printed from the model's SymPy expressions by
-    :func:`scalar_function_source`; only aligned rank-1 models (states
-    ``m, u``, parameter ``mu``) are supported.
+    ``escape_paths(m0, d, dt, threshold, horizon, mu, seed, exponential)``
+    integrates one path per entry of ``m0``.  The drift, the three distinct
+    entries of the diffusion matrix and ``∂f_u/∂u`` are printed from the
+    model's SymPy expressions by :func:`scalar_function_source`; only aligned
+    rank-1 models (states ``m, u``, parameter ``mu``) are supported.
     """
     import numba
 
@@ -118,17 +120,17 @@ def sde_kernel(model):
     ])
     namespace = {}
     exec(compile(source, f"<sde kernel of {model.name}>", "exec"), namespace)  # our own generated source
-    for name in ("drift", "diffusion", "damping", "_phi"):
+    for name in ("drift", "diffusion", "damping", "_phi", "escape_paths"):
         namespace[name] = numba.njit(namespace[name])
-    return numba.njit(namespace["escape_paths"])
+    return SimpleNamespace(**{k: namespace[k] for k in ("escape_paths", "drift", "diffusion", "damping")})
 
 
 def escape_times(model, d, runs, dt, threshold, seed, scheme="exponential", kernel=None):
     """Escape times of ``runs`` SDE paths from ``m0 ~ N(0, 1/d)``, ``u0 = 0`` (NaN: not escaped by ``20 d``)."""
     kernel = kernel or sde_kernel(model)
     m0 = np.random.default_rng(seed).standard_normal(runs) / math.sqrt(d)
-    return kernel(m0, float(d), float(dt), float(threshold), 20.0 * d, MU_C, int(seed) % 2**31,
-                  scheme == "exponential")
+    return kernel.escape_paths(m0, float(d), float(dt), float(threshold), 20.0 * d, MU_C, int(seed) % 2**31,
+                               scheme == "exponential")
 
 
 def read_rows(path):
@@ -168,7 +170,7 @@ def main(argv=None):
     model = LoRAModel("He3", lr=args.lr)
     start = time.time()
     kernel = sde_kernel(model)
-    kernel(np.zeros(1), 100.0, args.dt, 0.5, 1.0, MU_C, 0, True)  # compile outside the timed rows
+    kernel.escape_paths(np.zeros(1), 100.0, args.dt, 0.5, 1.0, MU_C, 0, True)  # compile outside the timed rows
     print(f"kernel generated and compiled in {time.time() - start:.1f} s", flush=True)
     rows = []
     for d in args.d:
@@ -188,6 +190,9 @@ def main(argv=None):
         p, p_se = fitted_exponent(d, np.array([r["sde_mean"] for r in rows]), np.array([r["sde_se"] for r in rows]))
         q, _ = fitted_exponent(d, np.array([r["pred_mean"] for r in rows]))
         print(f"fitted exponent of d: SDE {p:.3f} ± {p_se:.3f}, prediction {q:.3f} (d = {d.astype(int).tolist()})")
+        c, c_se = log_slope(d, np.array([r["sde_mean"] for r in rows]), np.array([r["sde_se"] for r in rows]))
+        law = model.predict_escape(MU_C, [int(d[0])]).settings["prefactor"]
+        print(f"slope of t/d against log d: SDE {c:.4f} ± {c_se:.4f}, law's prefactor bB/(η²Vκ) {law:.4f}")
 
 
 if __name__ == "__main__":

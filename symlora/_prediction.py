@@ -42,11 +42,13 @@ The noise at the saddle also depends on the transverse fluctuation of
 ``u`` (the ``m``-noise ``∝ u²``): it adds a variance ``Δ`` and a fourth
 cumulant ``κ_4`` to ``ξ_eff``, both of order ``1/d²``, which move the mean
 by order ``1/d`` since ``ξ_eff ∼ d^{-1/2}``
-(:mod:`symlora._saddle_noise`).  They enter as a first-order (Edgeworth)
-correction of the start: the expectation of a function ``h`` of the start
-becomes ``E[h] + (Δ/2) E[∂²h] + (κ_4/24) E[∂⁴h]``; for ``m_0 ~ N(0, 1/d)``
-this is a reweighting by Hermite polynomials, for a fixed ``m_0`` five-point
-differences over half the noise scale ``(q/(2κd))^{1/2}``.
+(:mod:`symlora._saddle_noise`).  They enter through the start: ``m_0`` is
+drawn from ``N(m_0, σ_0² + Δ)`` (``σ_0² = 1/d`` on the sphere, 0 for a fixed
+``m_0``), reweighted by ``1 + κ_4 He_4(z)/(24 (σ_0² + Δ)²)`` (an Edgeworth
+term).  To first order in ``Δ`` this is ``E[h] + (Δ/2)E[∂²h]`` for a
+function ``h`` of the start; adding ``Δ`` to the Gaussian instead keeps that
+part a distribution where ``Δ`` is not small against ``1/d`` (small ``d``, or
+a fixed start), and is exact were the extra noise Gaussian.
 
 Neglected: ``O(d^{-2})`` terms, the non-Gaussian tail of ``m_0``.  For
 drifts with a kink at ``u = 0`` (ReLU's ``u|u|``) the first-order expansion
@@ -199,8 +201,9 @@ def _starts(eps, times, path, m0, d, Delta, kappa4):
 
     ``y_0 = L e^{-κT(m_0)}`` with ``T`` the ODE time from ``(m_0, 0)`` (below
     the grid ``T`` is extended by its linear-regime slope ``1/κ``, i.e.
-    ``y_0 = m_0``).  The weights carry the start law with the first-order
-    saddle corrections ``(Δ/2)∂² + (κ_4/24)∂⁴`` (module notes).
+    ``y_0 = m_0``).  The start law ``N(m_0, σ_0² + Δ)`` (``σ_0² = 1/d`` on the
+    sphere, 0 for a fixed ``m_0``) carries the saddle's extra variance, and a
+    Hermite reweighting its fourth cumulant ``κ_4`` (module notes).
     """
     log_eps = np.log(eps)
 
@@ -210,19 +213,17 @@ def _starts(eps, times, path, m0, d, Delta, kappa4):
         T = np.interp(log_m, log_eps, times) + np.where(log_m < log_eps[0], (log_eps[0] - log_m) / path.kappa, 0.0)
         return np.where(m >= eps[-1] / 0.6, path.L, np.minimum(path.L * np.exp(-path.kappa * T), path.L))
 
-    if m0 is None:
-        # m0 = z/√d, z ~ N(0, 1) folded onto z ≥ 0; Hermite reweighting: φ'' = He2 φ, φ'''' = He4 φ (per unit z)
-        z = np.linspace(0.0, 9.0, 4001)
-        weight = 2 * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) * np.gradient(z)
-        weight[0] /= 2
-        weight = weight * (1 + Delta * d / 2 * (z**2 - 1) + kappa4 * d**2 / 24 * (z**4 - 6 * z**2 + 3))
-        return y_of(z / math.sqrt(d)), weight
-    # five-point differences in m0 over half the noise scale of the saddle
-    step = 0.5 * math.sqrt(path.q / (2 * path.kappa * d))
-    second = np.array([-1.0, 16.0, -30.0, 16.0, -1.0]) / (12 * step**2)
-    fourth = np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / step**4
-    weight = np.array([0.0, 0.0, 1.0, 0.0, 0.0]) + Delta / 2 * second + kappa4 / 24 * fourth
-    return y_of(m0 + step * np.arange(-2, 3)), weight
+    # the extra variance Δ is added to the start's Gaussian (exact were the extra noise Gaussian; its first-order
+    # expansion, a Hermite reweighting by He2, turns negative once Δ is a few times 1/d), κ4 reweights by He4
+    variance = (1.0 / d if m0 is None else 0.0) + max(Delta, 0.0)
+    centre = 0.0 if m0 is None else m0
+    if variance == 0.0:
+        return y_of(np.array([centre])), np.array([1.0])
+    z = np.linspace(-9.0, 9.0, 8001)
+    weight = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) * (z[1] - z[0])
+    weight = weight * (1 + min(Delta, 0.0) / (2 * variance) * (z**2 - 1)
+                       + kappa4 / (24 * variance**2) * (z**4 - 6 * z**2 + 3))
+    return y_of(centre + z * math.sqrt(variance)), weight / weight.sum()
 
 
 def _distribution(diffusion, y0, weight):
@@ -345,15 +346,13 @@ def predict_escape(model, mu, d, threshold=0.5, m0=None):
         shifts.append(Delta / start_variance)
         kurtoses.append(kappa4 / start_variance**2)
         y0, weight = _starts(eps, result.time, path, m0, dim, Delta, kappa4)
-        # a fixed start away from the saddle leaves the linear regime before the saddle noise has acted
-        away = m0 is not None and abs(m0) > math.sqrt((F - 1) / dim)
         mean, std, grid, cdf_values = _distribution(EscapeDiffusion(path, dim), y0, weight)
         means.append(mean)
         stds.append(std)
         for q in _QUANTILES:
             quants[q].append(float(np.interp(q, cdf_values, grid)))
         cdfs[dim] = (grid, cdf_values)
-        large.append(shifts[-1] > 0.25 or abs(kurtoses[-1]) > 0.5 or (away and shifts[-1] > 0.05))
+        large.append(shifts[-1] > 0.25 or abs(kurtoses[-1]) > 0.5)
 
     def cdf(t, dim):
         t_sorted, p_sorted = cdfs[dim]
@@ -378,13 +377,12 @@ def predict_escape(model, mu, d, threshold=0.5, m0=None):
         f"F = 1 + ηλ+V/(2a²B) = {F:.6g}, τ/η = {tau / eta:.6g}. The coordinate y = L exp(-κT(X)) of the ODE "
         f"time-to-go T follows a one-dimensional diffusion (L = {path.L:.5g}) carrying {path_noise}; its first "
         "passage to y = L is solved exactly. The transverse u-fluctuation at the saddle adds a variance Δ and a "
-        "fourth cumulant κ4 to ξ_eff (first order in 1/d for the mean), applied as an Edgeworth correction of the "
-        "start. Neglected: O(1/d²)."
+        "fourth cumulant κ4 to ξ_eff (first order in 1/d for the mean): the start m0 gets the extra variance Δ "
+        "and an Edgeworth weight for κ4. Neglected: O(1/d²)."
     )
     if uncertain:
         derivation += (f" At d = {uncertain} the first-order saddle terms are large (Δ/s² > 0.25 or κ4/s⁴ > 0.5, "
-                       "s² = F/d) or a fixed start lies beyond the saddle's noise scale ((F-1)/d)^(1/2) with "
-                       "Δ/s² > 0.05: the next order may matter, the prediction is uncertain there.")
+                       "s² = F/d): the next order may matter, the prediction is uncertain there.")
     return EscapePrediction(
         d=ds, mean=means, std=np.array(stds), quantiles={q: np.array(v) for q, v in quants.items()},
         law=law, status="asymptotic", derivation=derivation, settings=settings, _cdf=cdf,

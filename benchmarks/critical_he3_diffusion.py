@@ -31,6 +31,11 @@ to ``notebooks/data/critical_he3_diffusion.csv`` (one row per scheme, ``dt``
 and ``d``; a rerun replaces its own rows and keeps the others).  Run niced::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/critical_he3_diffusion.py --d 1000 3000 10000 30000 100000
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/critical_he3_diffusion.py --lr 1 --dt 0.05 --d 10000 100000
+
+(at η = 1 half the step keeps ``η b dt`` the same).  A path costs about
+0.3 µs per step, so d = 10⁵ at η = 0.5 (500 paths, ``t_esc ≈ 1.2·10⁵``) is
+about 3 CPU-minutes and d = 3·10⁵ (400 paths) about 10.
 """
 
 from __future__ import annotations

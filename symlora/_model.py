@@ -254,7 +254,7 @@ class LoRAModel(FrozenFields):  # immutable; pickles without the cache of compil
                 rhs=tuple(rhs[s] for s in self.states),
                 exact=self.exact,
                 name=self.name,
-                expectation_form=None if self.exact else _ode_derivation.expectation_form(
+                expectation_form=_ode_derivation.expectation_form(
                     self.student, self.teacher, self._ode(False, structure=True), self.noise, self.pretraining,
                     self.rank),
             )

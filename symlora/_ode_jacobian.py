@@ -87,13 +87,20 @@ def node_gradient(node: GaussianExpectation, symbols) -> tuple:
     return tuple(out)
 
 
+#: Functions whose derivatives are steps or deltas
+_KINKS = (sp.Heaviside, sp.DiracDelta, sp.Max, sp.Min, sp.Abs, sp.sign)
+
+
 def jacobian_expressions(system: ODESystem) -> sp.Matrix:
     """The Jacobian of ``system``, free of Dirac deltas (cached on the system).
 
-    The right-hand side is written in placeholder symbols for its quadrature
-    nodes, differentiated symbolically, and each node's gradient
-    (:func:`node_gradient`) is filled in by the chain rule.  Closed-form
-    systems get the plain symbolic Jacobian.
+    A system with an :class:`~symlora._ode_system.ExpectationForm` (every
+    :class:`~symlora.LoRAModel` system) and quadrature nodes or kinks is
+    differentiated through its unevaluated expectations (finite where the
+    covariance degenerates, at ``u = 0`` and ``|m| = 1``).  Otherwise the right-hand side is written in
+    placeholder symbols for its quadrature nodes, differentiated
+    symbolically, and each node's gradient (:func:`node_gradient`) is filled
+    in by the chain rule; closed-form systems get the plain symbolic Jacobian.
 
     Examples
     --------
@@ -106,12 +113,17 @@ def jacobian_expressions(system: ODESystem) -> sp.Matrix:
         raise TypeError(f"system must be an ODESystem, got {type(system).__name__}")
     key = "jacobian_conditioned"
     if key not in system._cache:
-        if system.exact:
-            system._cache[key] = system.jacobian()
-        elif system.expectation_form is not None:
-            system._cache[key] = _through_expectations(system.expectation_form, system.states)
-        else:
-            system._cache[key] = _chain_rule(system.inlined_rhs, system.states)
+        jac, form = None, system.expectation_form
+        # smooth closed forms (erf, polynomials) differentiate symbolically, finite everywhere and far
+        # smaller; kinked ones have terms in (Q - R²)^{-1/2} that only the route through the expectations
+        # cancels where Q = R²
+        if form is not None and (not system.exact or any(e.has(*_KINKS) for _, e in form.expectations)):
+            jac = _through_expectations(form, system.states)
+            if system.exact and jac.has(GaussianExpectation):
+                jac = None  # an exact system keeps an exact Jacobian
+        if jac is None:
+            jac = system.jacobian() if system.exact else _chain_rule(system.inlined_rhs, system.states)
+        system._cache[key] = jac
     return system._cache[key]
 
 
@@ -131,34 +143,70 @@ def _through_expectations(form: ExpectationForm, states) -> sp.Matrix:
     """
     values_in_states = dict(form.overlaps)
     q_in_states = values_in_states[S.P] + values_in_states[S.R] ** 2
+    slopes_of_overlaps = [(sp.diff(q_in_states, s), sp.diff(values_in_states[S.R], s)) for s in states]
 
-    def in_states(expr):
-        return _vanishing_where_degenerate(stable_form(expr)).xreplace(values_in_states)
+    def in_p_and_r(expr):
+        return _vanishing_where_degenerate(stable_form(expr))
 
     values, slopes = {}, {}
     for symbol, expectation in form.expectations:
         nodes = sorted(expectation.atoms(GaussianExpectation), key=sp.default_sort_key)
         evaluated = {node: gaussian_expectation(node.integrand.expr, node.variables, node.covariance)
                      for node in nodes}
-        values[symbol] = in_states(expectation.xreplace(evaluated))
+        values[symbol] = in_p_and_r(expectation.xreplace(evaluated)).xreplace(values_in_states)
         gradient_q, gradient_r = sp.S.Zero, sp.S.Zero
         for node in nodes:
             coefficient = expectation.coeff(node)
             by_q, by_r = node_gradient(node, (S.Q, S.R))
             gradient_q += coefficient * by_q
             gradient_r += coefficient * by_r
-        gradient_q, gradient_r = in_states(merge_nodes(gradient_q)), in_states(merge_nodes(gradient_r))
-        slopes[symbol] = [gradient_q * sp.diff(q_in_states, s) + gradient_r * sp.diff(values_in_states[S.R], s)
-                          for s in states]
+        # (regular, coefficient of P^{-1/2}) of each, in P and R
+        by_q, by_r = _split_singular(in_p_and_r(merge_nodes(gradient_q))), _split_singular(in_p_and_r(merge_nodes(gradient_r)))
+        slopes[symbol] = [tuple(q * dq + r * dr for q, r in zip(by_q, by_r)) for dq, dr in slopes_of_overlaps]
     jac = sp.zeros(len(states), len(states))
     for i, rhs in enumerate(form.structure):
         for j, s in enumerate(states):
-            entry = sp.diff(rhs, s)
+            entry, singular = sp.diff(rhs, s), sp.S.Zero
             for symbol, slope in slopes.items():
                 if rhs.has(symbol):
-                    entry += sp.diff(rhs, symbol) * slope[j]
-            jac[i, j] = entry.xreplace(values)
+                    weight = sp.diff(rhs, symbol)
+                    entry += weight * slope[j][0].xreplace(values_in_states)
+                    singular += weight * slope[j][1]
+            jac[i, j] = (entry + _over_root_of_p(singular.xreplace(values_in_states), values_in_states[S.P])
+                         ).xreplace(values)
     return jac
+
+
+def _split_singular(expr):
+    """``(a, b)`` with ``expr = a + b P^{-1/2}``: ``b`` collects the terms with a factor ``P^{-1/2}``."""
+    regular, singular = [], []
+    root = sp.Pow(S.P, sp.Rational(-1, 2))
+    for term in sp.Add.make_args(expr):
+        if root in sp.Mul.make_args(term):
+            singular.append(term / root)
+        else:
+            regular.append(term)
+    return sp.Add(*regular), sp.Add(*singular)
+
+
+def _over_root_of_p(numerator, p):
+    r"""``numerator / sqrt(p)``, as ``(numerator / p) sqrt(p)`` where ``p`` divides ``numerator`` exactly.
+
+    Two kinks that meet where the fields collapse (``δ(λ) δ(ν)``, both
+    activations non-``C¹`` at 0) give each of ``∂A_λ`` and ``∂A_ν`` a term
+    ``∝ P^{-1/2}``; in the drift their coefficients combine into a multiple
+    of ``P = u²(1 - m²)`` (for the aligned case ``μ² u² (1 - m²)² / Q²`` and
+    the like), so the sum is ``O(|u|)`` and continuous, but written as a
+    quotient it reads ``0/0`` at ``u = 0``.  Cancelling ``p`` symbolically
+    leaves ``sqrt(p)``, finite everywhere.  Where ``p`` does not divide the
+    numerator the quotient stays (a true singularity).
+    """
+    if numerator == 0:
+        return sp.S.Zero
+    ratio = sp.cancel(sp.together(numerator / p))
+    if sp.gcd(sp.denom(ratio), sp.expand(p)).free_symbols:
+        return numerator / sp.sqrt(p)
+    return ratio * sp.sqrt(p)
 
 
 def _chain_rule(rhs, states) -> sp.Matrix:

@@ -27,14 +27,14 @@ import lora_reference  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-#: kinked students (C¹ elu and softsign; a shifted kink that leaves the teacher's at P = 0), smooth
-#: students against a kinked teacher, and closed forms
+#: kinked students (C¹ elu and softsign; shifted kinks that leave the teacher's at P = 0; a kink that
+#: meets the teacher's, without closed form), smooth students against a kinked teacher, closed forms
 PAIRS = [("elu", "relu"), ("relu(x - 0.5)", "relu"), ("leaky_relu(x, 0.25)", "relu(x + 0.3)"),
-         ("softsign", "relu"), ("tanh", "relu"), ("relu", "relu"), ("erf", "erf")]
+         ("relu", "tanh(x) + relu(x)"), ("softsign", "relu"), ("tanh", "relu"), ("relu", "relu"), ("erf", "erf")]
 
-#: (m, u): the fixed point, the degenerate line, |m| near 1, far out
-STATES = np.array([[0.0, 0.3, -0.9, 0.0, 0.999999, -0.999999, 0.5, -0.5],
-                   [0.0, 0.0, 0.0, 0.2, 1.0, -1.0, 3.0, -3.0]])
+#: (m, u): the fixed point, the degenerate line, |m| at and near 1, far out
+STATES = np.array([[0.0, 0.3, -0.9, 0.0, 1.0, -1.0, 0.999999, -0.999999, 0.5, -0.5],
+                   [0.0, 0.0, 0.0, 0.2, 1.0, -0.5, 1.0, -1.0, 3.0, -3.0]])
 
 
 @pytest.mark.parametrize("student, teacher", PAIRS)

@@ -195,11 +195,11 @@ def aligned_rhs(student, teacher, m, u, mu, lr=1, batch=1, noise=0, dps=DPS):
             nu, zeta, g, slope = fields(z1, z2)
             return -lr * u * g * (nu - m * zeta) - lr * lr / (2 * batch) * u * u * m * (g * g + noise * slope * slope)
 
-        # where the student's kink crosses z2 = 0 the inner integral changes over a width ~ |u c| around
-        # z1 = k/(μ + u m), an odd step about that point: a break there keeps the outer rule exact to
-        # O((u c)²) as u -> 0 (at u c = 0, λ = (μ + u m) z1 and the kink is in z1 itself)
+        # at u c = 0 the student's field λ = (μ + u m) z1 no longer depends on z2: its kinks are in z1.
+        # (For small u c != 0 a break at z1 = k/(μ + u m) is no cure: the inner integral then changes over a
+        # width ~|u c| there, which a break at its centre hides from the error estimate without resolving.)
         outer_kinks = list(t.kinks)
-        if mu + u * m != 0:
+        if u * c == 0 and mu + u * m != 0:
             outer_kinks += [k / (mu + u * m) for k in s.kinks]
         vu, eu = _normal_2d(du, outer_kinks, inner_kinks)
         vm, em = _normal_2d(dm, outer_kinks, inner_kinks)

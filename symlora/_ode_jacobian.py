@@ -87,20 +87,17 @@ def node_gradient(node: GaussianExpectation, symbols) -> tuple:
     return tuple(out)
 
 
-#: Functions whose derivatives are steps or deltas
-_KINKS = (sp.Heaviside, sp.DiracDelta, sp.Max, sp.Min, sp.Abs, sp.sign)
-
-
 def jacobian_expressions(system: ODESystem) -> sp.Matrix:
     """The Jacobian of ``system``, free of Dirac deltas (cached on the system).
 
-    A system with an :class:`~symlora._ode_system.ExpectationForm` (every
-    :class:`~symlora.LoRAModel` system) and quadrature nodes or kinks is
-    differentiated through its unevaluated expectations (finite where the
-    covariance degenerates, at ``u = 0`` and ``|m| = 1``).  Otherwise the right-hand side is written in
+    Closed-form systems get the plain symbolic Jacobian.  A system with
+    quadrature nodes and an :class:`~symlora._ode_system.ExpectationForm`
+    (every :class:`~symlora.LoRAModel` system) is differentiated through its
+    unevaluated expectations (finite where the covariance degenerates, at
+    ``u = 0`` and ``|m| = 1``).  Otherwise the right-hand side is written in
     placeholder symbols for its quadrature nodes, differentiated
     symbolically, and each node's gradient (:func:`node_gradient`) is filled
-    in by the chain rule; closed-form systems get the plain symbolic Jacobian.
+    in by the chain rule.
 
     Examples
     --------
@@ -113,17 +110,12 @@ def jacobian_expressions(system: ODESystem) -> sp.Matrix:
         raise TypeError(f"system must be an ODESystem, got {type(system).__name__}")
     key = "jacobian_conditioned"
     if key not in system._cache:
-        jac, form = None, system.expectation_form
-        # smooth closed forms (erf, polynomials) differentiate symbolically, finite everywhere and far
-        # smaller; kinked ones have terms in (Q - R²)^{-1/2} that only the route through the expectations
-        # cancels where Q = R²
-        if form is not None and (not system.exact or any(e.has(*_KINKS) for _, e in form.expectations)):
-            jac = _through_expectations(form, system.states)
-            if system.exact and jac.has(GaussianExpectation):
-                jac = None  # an exact system keeps an exact Jacobian
-        if jac is None:
-            jac = system.jacobian() if system.exact else _chain_rule(system.inlined_rhs, system.states)
-        system._cache[key] = jac
+        if system.exact:
+            system._cache[key] = system.jacobian()
+        elif system.expectation_form is not None:
+            system._cache[key] = _through_expectations(system.expectation_form, system.states)
+        else:
+            system._cache[key] = _chain_rule(system.inlined_rhs, system.states)
     return system._cache[key]
 
 

@@ -65,7 +65,8 @@ class ODESystem:
         :mod:`symlora.two_layer`); :attr:`inlined_rhs` substitutes them.
     expectation_form : ExpectationForm or None
         The right-hand sides before their expectations were evaluated
-        (:class:`LoRAModel` systems); the Jacobian is taken through it.
+        (:class:`LoRAModel` systems); the Jacobian of a system with
+        quadrature nodes is taken through it.
     """
 
     states: tuple

@@ -76,6 +76,10 @@ def scalar_function_source(name, arg, expr, doc=""):
     if not str(name).isidentifier():
         raise ValueError(f"name must be a Python identifier, got {name!r}")
     args = tuple(arg) if isinstance(arg, (list, tuple)) else (arg,)
+    # the names are printed into source that is compiled: only SymPy symbols with identifier names
+    for a in args:
+        if not isinstance(a, sp.Symbol) or not a.name.isidentifier():
+            raise TypeError(f"arg must be a sympy Symbol (or a sequence of them) named by an identifier, got {a!r}")
     several = isinstance(expr, (list, tuple, sp.MatrixBase))
     exprs = [as_expr(e, "expression") for e in (expr if several else [expr])]
     for e in exprs:

@@ -116,3 +116,12 @@ def test_rhs_stays_finite_when_a_trial_stage_overshoots_the_sphere(student):
     values = {S.m: sp.Rational(3, 10), S.u: sp.Rational(2, 5), S.mu: sp.Rational(1, 2)}
     for i, state in enumerate(model.states):
         assert rhs[i, 2] == pytest.approx(float(sp.N(exact[state].subs(values), 30)), rel=1e-12)
+
+
+@pytest.mark.parametrize("arg", ["t):\n    import os\ndef g(t", sp.Symbol("not a name"), 3])
+def test_scalar_function_source_refuses_arguments_that_are_not_symbols(arg):
+    # argument names are printed into compiled source: text must never get there
+    with pytest.raises(TypeError, match="sympy Symbol"):
+        scalar_function_source("f", arg, x + 1)
+    with pytest.raises(TypeError, match="sympy Symbol"):
+        scalar_function_source("f", (x, arg), [x, x + 1])
